@@ -1,0 +1,136 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { isMap, isSeq, LineCounter, parseDocument } from "yaml";
+import { type ConfigProblem, configErrorMap, formatPath, problemsFromZod } from "./problems.ts";
+import { configSchema, type FerryConfig } from "./schema.ts";
+import { type SubstitutionProblem, substituteEnv } from "./substitute.ts";
+
+/** A config that could not be loaded, with every problem found (not just the first). */
+export class ConfigError extends Error {
+  readonly file: string;
+  readonly problems: ConfigProblem[];
+
+  constructor(file: string, problems: ConfigProblem[]) {
+    super(
+      `${file}: ${problems.length} problem(s)\n${problems.map((p) => `  ${p.path || "(file)"}: ${p.message}`).join("\n")}`,
+    );
+    this.name = "ConfigError";
+    this.file = file;
+    this.problems = problems;
+  }
+}
+
+/** A loaded config: the parsed values plus where it came from. */
+export interface LoadedConfig {
+  config: FerryConfig & { server: FerryConfig["server"] & { publicUrl: string } };
+  /** The folder of the config file; relative paths in it were resolved against this. */
+  baseDir: string;
+  file: string;
+}
+
+/**
+ * Reads, substitutes and validates a config file. Relative paths (store.sqlite, keys.signing,
+ * trust.trustedRoot, trust.authorities[].key) are resolved against the file's folder.
+ * Throws {@link ConfigError} listing every problem.
+ */
+export function loadConfigFile(
+  file: string,
+  env: Record<string, string | undefined> = process.env,
+): LoadedConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ConfigError(file, [
+      {
+        path: "",
+        message:
+          code === "ENOENT"
+            ? "file not found (pass --config with the path of your ferry.yaml)"
+            : `cannot read the file (${code ?? "error"})`,
+      },
+    ]);
+  }
+  return parseConfigText(text, file, env);
+}
+
+/** Like {@link loadConfigFile}, from text already read; `file` names it in messages and sets the base folder. */
+export function parseConfigText(
+  text: string,
+  file: string,
+  env: Record<string, string | undefined> = process.env,
+): LoadedConfig {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      file,
+      doc.errors.map((e) => {
+        const pos = e.linePos?.[0];
+        return {
+          path: pos ? `line ${pos.line}, column ${pos.col}` : "",
+          message: `YAML: ${e.message.split("\n")[0]}`,
+        };
+      }),
+    );
+  }
+  if (!isMap(doc.contents) && !(doc.contents === null) && !isSeq(doc.contents)) {
+    throw new ConfigError(file, [{ path: "", message: "expected a YAML mapping at the top level" }]);
+  }
+  const raw = doc.toJS() ?? {};
+  if (typeof raw !== "object" || Array.isArray(raw)) {
+    throw new ConfigError(file, [{ path: "", message: "expected a YAML mapping at the top level" }]);
+  }
+
+  const substitution: SubstitutionProblem[] = [];
+  const substituted = substituteEnv(raw, env, substitution);
+  const problems: ConfigProblem[] = substitution.map((p) => ({
+    path: formatPath(p.path),
+    message: p.message,
+  }));
+
+  const parsed = configSchema.safeParse(substituted, { error: configErrorMap });
+  if (!parsed.success) {
+    // A value that failed substitution is already reported; its knock-on schema error is noise.
+    const substituted = new Set(problems.map((p) => p.path));
+    problems.push(...problemsFromZod(parsed.error).filter((p) => !substituted.has(p.path)));
+  }
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(file, problems);
+
+  const baseDir = path.dirname(path.resolve(file));
+  const config = resolvePaths(parsed.data, baseDir);
+  const publicUrl =
+    config.server.publicUrl ?? `http://${config.server.listen.replace(/^0\.0\.0\.0:/, "127.0.0.1:")}`;
+  return {
+    config: { ...config, server: { ...config.server, publicUrl: publicUrl.replace(/\/+$/, "") } },
+    baseDir,
+    file: path.resolve(file),
+  };
+}
+
+function resolvePaths(config: FerryConfig, baseDir: string): FerryConfig {
+  const abs = (p: string) => path.resolve(baseDir, p);
+  const store =
+    "sqlite" in config.store && config.store.sqlite !== ":memory:"
+      ? { sqlite: abs(config.store.sqlite) }
+      : config.store;
+  const trustedRoot =
+    config.trust.trustedRoot === undefined
+      ? undefined
+      : Array.isArray(config.trust.trustedRoot)
+        ? config.trust.trustedRoot.map(abs)
+        : abs(config.trust.trustedRoot);
+  return {
+    ...config,
+    store,
+    keys: { ...config.keys, signing: abs(config.keys.signing) },
+    trust: {
+      ...config.trust,
+      ...(trustedRoot === undefined ? {} : { trustedRoot }),
+      authorities: config.trust.authorities.map((a) =>
+        a.key !== undefined && a.key !== "ferry" ? { ...a, key: abs(a.key) } : a,
+      ),
+    },
+  };
+}

@@ -1,0 +1,177 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { createPrivateKey } from "node:crypto";
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+
+const MAIN = new URL("../../src/cli/main.ts", import.meta.url).pathname;
+
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+function ferry(
+  args: string[],
+  options: { env?: Record<string, string>; onStart?: (child: ChildProcess) => void } = {},
+): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [MAIN, ...args], {
+      env: { PATH: process.env.PATH ?? "", ...options.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => {
+      stdout += d;
+    });
+    child.stderr.on("data", (d) => {
+      stderr += d;
+    });
+    child.on("error", reject);
+    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
+    options.onStart?.(child);
+  });
+}
+
+function tempDir(): string {
+  return mkdtempSync(path.join(tmpdir(), "ferry-cli-"));
+}
+
+const NO_STACK = /^\s+at .+:\d+:\d+\)?$/m;
+
+describe("ferry config check", () => {
+  it("exits 0 on a valid file", async () => {
+    const run = await ferry([
+      "config",
+      "check",
+      new URL("../../examples/ferry.dev.yaml", import.meta.url).pathname,
+    ]);
+    expect(run.stderr).toBe("");
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/ferry\.dev\.yaml: ok/);
+  });
+
+  it("prints every problem with its path and exits 2, without a stack trace", async () => {
+    const dir = tempDir();
+    const file = path.join(dir, "ferry.yaml");
+    writeFileSync(
+      file,
+      [
+        "store: { sqlite: ./x.db }",
+        "keys: { signing: k.pem }",
+        "environments:",
+        "  - { name: staging }",
+        "  - { name: production, approvals: { count: -1, groups: [rm] } }",
+        "issuers: [{ name: gh, url: ftp://x, audience: a }]",
+        'registries: [{ url: "${REG_URL}" }]',
+      ].join("\n"),
+    );
+    const run = await ferry(["config", "check", file]);
+    expect(run.code).toBe(2);
+    expect(run.stdout).toBe("");
+    expect(run.stderr).toContain(`invalid config ${file}`);
+    expect(run.stderr).toMatch(
+      /environments\[1\]\.approvals\.count: expected a positive integer, got number -1/,
+    );
+    expect(run.stderr).toMatch(/issuers\[0\]\.url: expected an http\(s\) URL/);
+    expect(run.stderr).toMatch(/registries\[0\]\.url: environment variable REG_URL is not set/);
+    expect(run.stderr).not.toMatch(NO_STACK);
+  });
+
+  it("exits 2 on a missing file and on unknown commands", async () => {
+    const missing = await ferry(["config", "check", "/nonexistent/ferry.yaml"]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/file not found/);
+    const unknown = await ferry(["frobnicate"]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/unknown command 'frobnicate'/);
+    const help = await ferry(["--help"]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/serve/);
+  });
+});
+
+describe("ferry keys generate", () => {
+  it("writes an ECDSA P-256 PKCS#8 PEM with mode 0600 and refuses to overwrite without --force", async () => {
+    const file = path.join(tempDir(), "keys", "signing.pem");
+    const run = await ferry(["keys", "generate", "--out", file]);
+    expect(run.code).toBe(0);
+    const pem = readFileSync(file, "utf8");
+    expect(pem).toMatch(/^-----BEGIN PRIVATE KEY-----\n/);
+    const key = createPrivateKey(pem);
+    expect(key.asymmetricKeyType).toBe("ec");
+    expect(key.asymmetricKeyDetails?.namedCurve).toBe("prime256v1");
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(run.stdout).toMatch(/key id sha256:[0-9a-f]{64}/);
+    expect(run.stdout).toContain("BEGIN PUBLIC KEY");
+    expect(run.stdout).not.toContain("PRIVATE KEY");
+
+    const again = await ferry(["keys", "generate", "--out", file]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/already exists; pass --force/);
+    expect(readFileSync(file, "utf8")).toBe(pem);
+    expect((await ferry(["keys", "generate", "--out", file, "--force"])).code).toBe(0);
+    expect(readFileSync(file, "utf8")).not.toBe(pem);
+  });
+
+  it("prints a key to stdout without --out", async () => {
+    const run = await ferry(["keys", "generate"]);
+    expect(run.code).toBe(0);
+    expect(createPrivateKey(run.stdout).asymmetricKeyDetails?.namedCurve).toBe("prime256v1");
+  });
+});
+
+describe("ferry serve", () => {
+  function writeConfig(dev: boolean): { dir: string; file: string } {
+    const dir = tempDir();
+    const file = path.join(dir, "ferry.yaml");
+    writeFileSync(
+      file,
+      `dev: ${dev}\nserver: { listen: "127.0.0.1:0" }\nstore: { sqlite: ./data/ferry.db }\nkeys: { signing: ./data/signing.pem }\n`,
+    );
+    return { dir, file };
+  }
+
+  it("refuses to start without a signing key outside dev mode, saying how to make one", async () => {
+    const { dir, file } = writeConfig(false);
+    const run = await ferry(["serve", "--config", file]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(
+      /keys\.signing: .*signing\.pem does not exist; create it with `ferry keys generate --out/,
+    );
+    expect(existsSync(path.join(dir, "data", "signing.pem"))).toBe(false);
+    expect(run.stderr).not.toMatch(NO_STACK);
+  });
+
+  it("in dev mode generates the key, serves, prints what to try, and drains and exits 0 on SIGTERM", async () => {
+    const { dir, file } = writeConfig(true);
+    let url = "";
+    let health = 0;
+    const run = await ferry(["serve", "--config", file], {
+      onStart: (child) => {
+        let seen = "";
+        child.stderr?.on("data", async (d) => {
+          seen += d;
+          const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(seen);
+          if (match && !url) {
+            url = match[1]!;
+            health = (await fetch(`${url}/healthz`)).status;
+            child.kill("SIGTERM");
+          }
+        });
+      },
+    });
+    expect(url).not.toBe("");
+    expect(health).toBe(200);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toContain(`curl ${url}/healthz`);
+    expect(run.stderr).toMatch(/SIGTERM received, draining/);
+    expect(run.stdout).toMatch(/"msg":"ferry stopped"/);
+    expect(run.stdout).toMatch(/dev mode: generated a new signing key/);
+    expect(existsSync(path.join(dir, "data", "signing.pem"))).toBe(true);
+  });
+});

@@ -1,0 +1,125 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { sql } from "kysely";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openStore, type Store, type StoreSpec } from "../../src/store/store.ts";
+import { startPostgres, type TestPostgres } from "../support/postgres.ts";
+
+let postgres: TestPostgres;
+let databases = 0;
+
+beforeAll(async () => {
+  postgres = await startPostgres();
+});
+
+afterAll(async () => {
+  await postgres?.stop();
+});
+
+/** A fresh, empty database of each engine. */
+const engines: [string, () => Promise<StoreSpec>][] = [
+  [
+    "sqlite",
+    async () => ({
+      sqlite: path.join(mkdtempSync(path.join(tmpdir(), "ferry-store-")), "nested", "ferry.db"),
+    }),
+  ],
+  ["postgres", async () => ({ postgres: await postgres.createDatabase(`ferry_store_${++databases}`) })],
+];
+
+describe.each(engines)("store on %s", (engine, freshSpec) => {
+  it("migrates an empty database, is idempotent on reopen, and answers ping", async () => {
+    const spec = await freshSpec();
+    const first = await openStore(spec);
+    expect(first.engine).toBe(engine);
+    await first.ping();
+    await first.close();
+    const second = await openStore(spec);
+    const migrations = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(
+      second.db,
+    );
+    expect(migrations.rows.map((r) => r.name)).toEqual(["0001_leases"]);
+    await second.close();
+    await expect(second.ping()).rejects.toThrow();
+  });
+
+  it("round-trips rows through the query layer", async () => {
+    const store = await openStore(await freshSpec());
+    try {
+      await store.db
+        .insertInto("leases")
+        .values({ name: "n", holder: "h", expires_at: 1_700_000_000_123, acquired_at: 5 })
+        .execute();
+      const row = await store.db
+        .selectFrom("leases")
+        .selectAll()
+        .where("name", "=", "n")
+        .executeTakeFirstOrThrow();
+      expect(row).toEqual({
+        name: "n",
+        holder: "h",
+        expires_at: 1_700_000_000_123,
+        acquired_at: 5,
+        fence: 1,
+      });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("leases: exclusive, renewable by the holder, released, and taken over after expiry with a new fence", async () => {
+    const store = await openStore(await freshSpec());
+    try {
+      const a = await store.leases.acquire("promotion:web", "replica-a", 60_000);
+      expect(a).toMatchObject({ name: "promotion:web", holder: "replica-a", fence: 1 });
+      expect(a!.expiresAt - a!.acquiredAt).toBe(60_000);
+      expect(await store.leases.acquire("promotion:web", "replica-b", 60_000)).toBeUndefined();
+      expect(await store.leases.holder("promotion:web")).toBe("replica-a");
+
+      const renewed = await store.leases.acquire("promotion:web", "replica-a", 120_000);
+      expect(renewed).toMatchObject({ holder: "replica-a", fence: 1, acquiredAt: a!.acquiredAt });
+      expect(renewed!.expiresAt).toBeGreaterThan(a!.expiresAt);
+
+      expect(await store.leases.release("promotion:web", "replica-b")).toBe(false);
+      expect(await store.leases.release("promotion:web", "replica-a")).toBe(true);
+      expect(await store.leases.holder("promotion:web")).toBeUndefined();
+      expect(await store.leases.acquire("promotion:web", "replica-b", 60_000)).toMatchObject({
+        holder: "replica-b",
+        fence: 1,
+      });
+
+      const short = await store.leases.acquire("short", "replica-a", 30);
+      expect(short?.fence).toBe(1);
+      await new Promise((r) => setTimeout(r, 80));
+      expect(await store.leases.holder("short")).toBeUndefined();
+      const taken = await store.leases.acquire("short", "replica-b", 60_000);
+      expect(taken).toMatchObject({ holder: "replica-b", fence: 2 });
+      await expect(store.leases.acquire("x", "a", 0)).rejects.toThrow(RangeError);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe("leases across replicas on PostgreSQL", () => {
+  it("exactly one of many concurrent acquirers on separate connections wins", async () => {
+    const spec = await engines[1]![1]();
+    const replicas: Store[] = [];
+    for (let i = 0; i < 4; i++) replicas.push(await openStore(spec));
+    try {
+      for (let round = 0; round < 10; round++) {
+        const name = `race-${round}`;
+        const attempts = replicas.flatMap((store, r) =>
+          [0, 1, 2].map((k) => store.leases.acquire(name, `replica-${r}-${k}`, 60_000)),
+        );
+        const winners = (await Promise.all(attempts)).filter((lease) => lease !== undefined);
+        expect(winners).toHaveLength(1);
+        const holder = await replicas[0]!.leases.holder(name);
+        expect(holder).toBe(winners[0]!.holder);
+      }
+    } finally {
+      await Promise.all(replicas.map((s) => s.close()));
+    }
+  });
+});
