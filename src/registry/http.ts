@@ -1,0 +1,172 @@
+import { FerryError } from "../common/errors.ts";
+import { backoffDelay, isConnectionError, isRetryableStatus, type RetryPolicy, sleep } from "./retry.ts";
+import { readCapped } from "./streams.ts";
+
+/** The fetch function the client uses (Node's global fetch; tests may wrap it). */
+export type FetchFn = (input: string | URL, init: RequestInit) => Promise<Response>;
+
+/** How every HTTP exchange with a registry or token server behaves. */
+export interface HttpPolicy {
+  fetch: FetchFn;
+  /** An exchange fails when nothing (request bytes sent, headers, or body bytes) moves for this long. */
+  timeoutMs: number;
+  retry: RetryPolicy;
+}
+
+/** A request body: bytes can be sent again on a retry, a stream cannot. */
+export type Body = Uint8Array | string | ReadableStream<Uint8Array>;
+
+/** One HTTP answer whose body is watched by the stall timer until it is read or discarded. */
+export interface HttpResponse {
+  status: number;
+  headers: Headers;
+  url: URL;
+  /** The body stream (null for HEAD or an empty answer); errors with `upstream_timeout` on a stall. */
+  body: ReadableStream<Uint8Array> | null;
+  /** Reads the whole body, refusing more than `maxBytes`. */
+  bytes(maxBytes: number): Promise<Uint8Array>;
+  /** Drops the body so the connection is released (always call it on answers you do not read). */
+  discard(): Promise<void>;
+}
+
+/** The options of one exchange. */
+export interface ExchangeInit {
+  method: string;
+  headers: Headers;
+  body?: Body | undefined;
+  /** Names the object in error messages. */
+  where: string;
+}
+
+function ferryCause(err: unknown): FerryError | undefined {
+  for (let e: unknown = err, depth = 0; e !== undefined && e !== null && depth < 4; depth++) {
+    if (e instanceof FerryError) return e;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+function timeoutError(where: string, timeoutMs: number): FerryError {
+  return new FerryError("upstream_timeout", `${where}: no answer for ${timeoutMs} ms`);
+}
+
+/**
+ * One exchange, with the stall timer: the request is aborted when no progress is made for
+ * `policy.timeoutMs` (upload chunks, headers and body chunks each count as progress). Redirects are
+ * returned, never followed: the caller decides where they may lead.
+ */
+export async function exchangeOnce(url: URL, init: ExchangeInit, policy: HttpPolicy): Promise<HttpResponse> {
+  const controller = new AbortController();
+  let timedOut = false;
+  let timer: NodeJS.Timeout | undefined;
+  const stop = () => {
+    if (timer !== undefined) clearTimeout(timer);
+    timer = undefined;
+  };
+  const arm = () => {
+    stop();
+    timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort(timeoutError(init.where, policy.timeoutMs));
+    }, policy.timeoutMs);
+    // A forgotten body must not keep the process alive for the timeout.
+    timer.unref();
+  };
+  let body: RequestInit["body"] = init.body as RequestInit["body"];
+  if (init.body instanceof ReadableStream) {
+    body = init.body.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, c) {
+          arm();
+          c.enqueue(chunk);
+        },
+      }),
+    );
+  }
+  arm();
+  let res: Response;
+  try {
+    res = await policy.fetch(url, {
+      method: init.method,
+      headers: init.headers,
+      body,
+      redirect: "manual",
+      signal: controller.signal,
+      ...(init.body instanceof ReadableStream ? { duplex: "half" } : {}),
+    } as RequestInit);
+  } catch (err) {
+    stop();
+    if (timedOut) throw timeoutError(init.where, policy.timeoutMs);
+    // A request body that failed its own check (a digest mismatch while streaming) says why itself.
+    throw ferryCause(err) ?? err;
+  }
+  let stream: ReadableStream<Uint8Array> | null = null;
+  if (res.body === null) {
+    stop();
+  } else {
+    arm();
+    const reader = res.body.getReader();
+    stream = new ReadableStream<Uint8Array>({
+      async pull(c) {
+        try {
+          const { done, value } = await reader.read();
+          if (done) {
+            stop();
+            c.close();
+            return;
+          }
+          arm();
+          c.enqueue(value);
+        } catch (err) {
+          stop();
+          throw timedOut ? timeoutError(init.where, policy.timeoutMs) : err;
+        }
+      },
+      async cancel(reason) {
+        stop();
+        await reader.cancel(reason).catch(() => {});
+      },
+    });
+  }
+  const body$ = stream;
+  return {
+    status: res.status,
+    headers: res.headers,
+    url,
+    body: body$,
+    bytes: (maxBytes) =>
+      body$ === null ? Promise.resolve(new Uint8Array()) : readCapped(body$, maxBytes, init.where),
+    discard: async () => {
+      stop();
+      await body$?.cancel().catch(() => {});
+    },
+  };
+}
+
+/**
+ * {@link exchangeOnce} with bounded retries: on 408, 429 and transient 5xx answers, and on connection
+ * errors, with jittered exponential backoff. A stream body is sent once (it cannot be replayed), and
+ * a stall timeout is not retried: it fails closed as `upstream_timeout`. After the last retry the
+ * failing answer is returned for the caller to report.
+ */
+export async function exchange(url: URL, init: ExchangeInit, policy: HttpPolicy): Promise<HttpResponse> {
+  const replayable = !(init.body instanceof ReadableStream);
+  const retries = replayable ? policy.retry.retries : 0;
+  for (let attempt = 0; ; attempt++) {
+    let res: HttpResponse;
+    try {
+      res = await exchangeOnce(url, init, policy);
+    } catch (err) {
+      if (err instanceof FerryError) throw err;
+      if (isConnectionError(err) && attempt < retries) {
+        await sleep(backoffDelay(attempt + 1, policy.retry));
+        continue;
+      }
+      const what = replayable ? `could not reach ${url.host}` : `the transfer to ${url.host} broke off`;
+      throw new FerryError("upstream_failed", `${init.where}: ${what}`, { cause: err });
+    }
+    if (!isRetryableStatus(res.status) || attempt >= retries) return res;
+    await res.discard();
+    await sleep(backoffDelay(attempt + 1, policy.retry, res.headers.get("retry-after")));
+  }
+}

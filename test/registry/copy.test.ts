@@ -1,0 +1,183 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RegistryClient } from "../../src/registry/client.ts";
+import { type CopyEvent, copyArtifact } from "../../src/registry/copy.ts";
+import { generateKeyPair, type RegistryAuth, sign, verify, verifyAttestation } from "../support/cosign.ts";
+import { type FaultProxy, startFaultProxy } from "../support/fault-proxy.ts";
+import { startRegistry, type TestRegistry } from "../support/registry.ts";
+import {
+  BUNDLE_PREDICATE_TYPE,
+  LEGACY_PREDICATE_TYPE,
+  pushSignedImage,
+  type SignedImage,
+} from "../support/signed-image.ts";
+
+let work: string;
+let a: TestRegistry; // token auth
+let b: TestRegistry; // htpasswd
+let pa: FaultProxy;
+let pb: FaultProxy;
+let client: RegistryClient;
+let signed: SignedImage;
+
+const authOf = (reg: TestRegistry): RegistryAuth => ({ username: reg.username!, password: reg.password! });
+
+/** cosign verify, verify-attestation (legacy) and verify-attestation (bundle) against `ref`. */
+async function expectVerifies(ref: string, reg: TestRegistry, publicKeyPath = signed.keys.publicKeyPath) {
+  const registryAuth = authOf(reg);
+  const sig = await verify(ref, publicKeyPath, { registryAuth });
+  expect(sig.code, sig.stderr).toBe(0);
+  const att = await verifyAttestation(ref, publicKeyPath, LEGACY_PREDICATE_TYPE, { registryAuth });
+  expect(att.code, att.stderr).toBe(0);
+  const bundle = await verifyAttestation(ref, publicKeyPath, BUNDLE_PREDICATE_TYPE, {
+    registryAuth,
+    newBundleFormat: true,
+  });
+  expect(bundle.code, bundle.stderr).toBe(0);
+}
+
+const blobCount = (image: SignedImage) =>
+  new Set(image.image.manifests.flatMap((m) => [m.configDigest, ...m.layerDigests])).size;
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), "ferry-registry-copy-"));
+  [a, b] = await Promise.all([startRegistry({ auth: "token" }), startRegistry({ auth: "htpasswd" })]);
+  [pa, pb] = await Promise.all([startFaultProxy(a.url), startFaultProxy(b.url)]);
+  client = new RegistryClient({
+    registries: [
+      { url: pa.url, auth: authOf(a), tokenRealms: [a.tokenServer!.realm] },
+      { url: pb.url, auth: authOf(b) },
+    ],
+  });
+  signed = await pushSignedImage(a, "src/app", work, {
+    platforms: [
+      { os: "linux", architecture: "amd64" },
+      { os: "linux", architecture: "arm64" },
+    ],
+    layers: 2,
+    layerSize: 512 * 1024,
+  });
+});
+afterAll(async () => {
+  await Promise.all([pa?.stop(), pb?.stop()]);
+  await Promise.all([a?.stop(), b?.stop()]);
+  await rm(work, { recursive: true, force: true });
+});
+
+describe("copy within one registry", () => {
+  it("mounts every blob (no upload) and the copy verifies with cosign", async () => {
+    pa.clearRequests();
+    a.tokenServer!.clearRequests();
+    const source = client.repository({ registry: pa.host, repository: "src/app" });
+    const destination = client.repository({ registry: pa.host, repository: "prod/app" });
+    const result = await copyArtifact(source, signed.digest, destination);
+
+    expect(result.digest).toBe(signed.digest);
+    expect(result.blobs.uploaded).toBe(0);
+    expect(result.blobs.mounted).toBeGreaterThan(blobCount(signed));
+    const uploads = pa.requests.filter((r) => r.path.startsWith("/v2/prod/app/blobs/uploads/"));
+    expect(uploads.length).toBeGreaterThan(0);
+    expect(
+      uploads.every(
+        (r) => r.method === "POST" && r.path.includes("mount=") && r.path.includes("from=src%2Fapp"),
+      ),
+    ).toBe(true);
+    expect(pa.count((r) => r.method === "GET" && r.path.startsWith("/v2/src/app/blobs/"))).toBe(0);
+    // The mount token asks for push on the destination and pull on the source, in one token.
+    expect(
+      a.tokenServer!.requests.some(
+        (r) =>
+          r.scopes.includes("repository:prod/app:pull,push") && r.scopes.includes("repository:src/app:pull"),
+      ),
+    ).toBe(true);
+    expect(
+      a.tokenServer!.requests.every((r) =>
+        r.scopes.every((s) => !s.startsWith("repository:src/app:") || s === "repository:src/app:pull"),
+      ),
+    ).toBe(true);
+
+    await expectVerifies(`${a.host}/prod/app@${signed.digest}`, a);
+  });
+});
+
+describe("copy between registries", () => {
+  it("streams each blob once, reports progress, and the copy verifies with cosign", async () => {
+    pa.clearRequests();
+    pb.clearRequests();
+    const events: CopyEvent[] = [];
+    const source = client.repository({ registry: pa.host, repository: "src/app" });
+    const destination = client.repository({ registry: pb.host, repository: "prod/app" });
+    const result = await copyArtifact(source, signed.digest, destination, {
+      onProgress: (e) => events.push(e),
+      parallelism: 3,
+    });
+
+    expect(result.digest).toBe(signed.digest);
+    expect(result.blobs.mounted).toBe(0);
+    expect(result.blobs.uploaded).toBeGreaterThan(blobCount(signed));
+    // Every blob is read from the source once, and written once.
+    const gets = pa.requests.filter((r) => r.method === "GET" && r.path.includes("/blobs/sha256:"));
+    expect(new Set(gets.map((r) => r.path)).size).toBe(gets.length);
+    expect(pb.count((r) => r.method === "PUT" && r.path.includes("/blobs/uploads/"))).toBe(
+      result.blobs.uploaded,
+    );
+    expect(pb.count((r) => r.method === "PATCH")).toBe(0);
+
+    expect(events.filter((e) => e.type === "blob" && e.action === "uploaded")).toHaveLength(
+      result.blobs.uploaded,
+    );
+    expect(events.some((e) => e.type === "bytes" && e.transferred === e.size && e.size > 512 * 1024)).toBe(
+      true,
+    );
+    expect(
+      events
+        .filter((e) => e.type === "attachment")
+        .map((e) => e.type === "attachment" && e.kind)
+        .sort(),
+    ).toEqual(["att", "referrer", "sig"]);
+    expect(events.at(-1)?.type).toBe("attachment");
+
+    await expectVerifies(`${b.host}/prod/app@${signed.digest}`, b);
+  });
+
+  it("transfers nothing the second time", async () => {
+    pb.clearRequests();
+    const result = await copyArtifact(
+      client.repository({ registry: pa.host, repository: "src/app" }),
+      signed.digest,
+      client.repository({ registry: pb.host, repository: "prod/app" }),
+    );
+    expect(result.manifests.present).toBe(1);
+    expect(result.blobs.uploaded).toBe(0);
+    expect(pb.count((r) => r.path.includes("/blobs/uploads/"))).toBe(0);
+  });
+
+  it("keeps the destination's own signatures beside the source's", async () => {
+    const [second, third] = await Promise.all([
+      generateKeyPair(join(work, "keys-second")),
+      generateKeyPair(join(work, "keys-third")),
+    ]);
+    // The source gains a signature, and the destination has one of its own the source lacks.
+    const atA = await sign(`${a.host}/src/app@${signed.digest}`, second.privateKeyPath, {
+      registryAuth: authOf(a),
+    });
+    expect(atA.code, atA.stderr).toBe(0);
+    const atB = await sign(`${b.host}/prod/app@${signed.digest}`, third.privateKeyPath, {
+      registryAuth: authOf(b),
+    });
+    expect(atB.code, atB.stderr).toBe(0);
+
+    await copyArtifact(
+      client.repository({ registry: pa.host, repository: "src/app" }),
+      signed.digest,
+      client.repository({ registry: pb.host, repository: "prod/app" }),
+    );
+    const ref = `${b.host}/prod/app@${signed.digest}`;
+    for (const [name, keys] of Object.entries({ first: signed.keys, second, third })) {
+      const res = await verify(ref, keys.publicKeyPath, { registryAuth: authOf(b) });
+      expect(res.code, `${name}: ${res.stderr}`).toBe(0);
+    }
+  });
+});
