@@ -1,0 +1,121 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import type { STSClientConfig } from "@aws-sdk/client-sts";
+import { Counter, type Registry } from "prom-client";
+import type { Logger } from "../common/logger.ts";
+import type { FerryConfig } from "../config/schema.ts";
+import type { JsonFetcher } from "../identity/http-fetch.ts";
+import { registeredIssuers } from "../identity/issuers.ts";
+import type { JwksTiming } from "../identity/jwks.ts";
+import type { PolicyWarning } from "../identity/policy-lint.ts";
+import { FERRY_ISSUER_NAME } from "../identity/principal.ts";
+import { type ReplayGuard, StoreReplayGuard } from "../identity/replay.ts";
+import { compileTrustPolicies, type TrustPolicies } from "../identity/trust-policies.ts";
+import { createTokenVerifier, type TokenVerifier } from "../identity/verifier.ts";
+import type { SigningKey } from "../signing/keys.ts";
+import type { Store } from "../store/store.ts";
+import { StoreExchangeRecorder } from "./audit.ts";
+import { AwsStsMinter } from "./aws-sts.ts";
+import { createTokenExchangeService, type TokenExchangeService } from "./exchange.ts";
+import { FerryJwtMinter } from "./ferry-jwt.ts";
+import { createFerryKeySet, FERRY_TOKEN_ALG, type FerryKeySet } from "./keyset.ts";
+import { type Rate, RateLimiter } from "./rate-limit.ts";
+
+/** What {@link createIdentityServices} needs from the composition root. */
+export interface IdentityServiceDeps {
+  config: Pick<FerryConfig, "issuers" | "environments" | "credentials" | "apps"> & {
+    keys: Pick<FerryConfig["keys"], "previous">;
+  };
+  /** `server.publicUrl`: Ferry's issuer URL and the audience of Ferry-minted tokens for its own API. */
+  publicUrl: string;
+  /** The folder of ferry.yaml, for relative `keys.previous` paths. */
+  baseDir: string;
+  store: Store;
+  signingKey: SigningKey;
+  logger: Logger;
+  /** Registry for `ferry_token_exchanges_total`. */
+  metrics?: Registry;
+  /** Ferry's AWS identity for AssumeRole; default: the SDK's default credential chain. */
+  awsCredentials?: STSClientConfig["credentials"];
+  fetcher?: JsonFetcher;
+  jwksTiming?: Partial<JwksTiming>;
+  now?: () => number;
+}
+
+/** Identity and credentials, wired: what server.ts mounts and what later features use. */
+export interface IdentityServices {
+  keys: FerryKeySet;
+  policies: TrustPolicies;
+  warnings: PolicyWarning[];
+  /** Verifies subject tokens of exchanges: registered issuers only. */
+  exchangeVerifier: TokenVerifier;
+  /** Verifies bearer tokens on `/v1/*`: registered issuers and Ferry's own tokens. */
+  apiVerifier: TokenVerifier;
+  replay: ReplayGuard;
+  exchange: TokenExchangeService;
+}
+
+/** Leeway on Ferry's own tokens between replicas. */
+const FERRY_LEEWAY_MS = 60_000;
+
+/** Wires the real graph: JWKS caches, verifiers, replay guard and audit in the store, minters, policies. */
+export async function createIdentityServices(deps: IdentityServiceDeps): Promise<IdentityServices> {
+  const { config } = deps;
+  const previous = config.keys.previous.map((file) => {
+    // load.ts resolves the paths it knows; a relative `keys.previous` entry resolves here, the same way.
+    const resolved = path.resolve(deps.baseDir, file);
+    return { pem: readFileSync(resolved, "utf8"), source: `keys.previous (${resolved})` };
+  });
+  const keys = await createFerryKeySet(deps.signingKey, previous);
+  const policies = compileTrustPolicies(config);
+  const registered = registeredIssuers(config.issuers, {
+    fetcher: deps.fetcher,
+    now: deps.now,
+    timing: deps.jwksTiming,
+  });
+  const ferryIssuer = {
+    name: FERRY_ISSUER_NAME,
+    url: deps.publicUrl,
+    audience: deps.publicUrl,
+    algorithms: [FERRY_TOKEN_ALG],
+    leewayMs: FERRY_LEEWAY_MS,
+    requireJti: true,
+    kind: "pipeline" as const,
+    platform: "generic" as const,
+    keys,
+  };
+  const exchangeVerifier = createTokenVerifier(registered, { now: deps.now });
+  const apiVerifier = createTokenVerifier(
+    registered.some((i) => i.url === deps.publicUrl) ? registered : [...registered, ferryIssuer],
+    { now: deps.now },
+  );
+  const replay = new StoreReplayGuard(deps.store.db, { now: deps.now });
+  const rates = new Map<string, Rate>(
+    config.issuers.map((i) => [i.url, { requests: i.rateLimit.requests, perMs: i.rateLimit.per }]),
+  );
+  const outcomes = deps.metrics
+    ? new Counter({
+        name: "ferry_token_exchanges_total",
+        help: "Token exchanges by credential, decision and reason",
+        labelNames: ["credential", "decision", "reason"] as const,
+        registers: [deps.metrics],
+      })
+    : undefined;
+  const exchange = createTokenExchangeService({
+    verifier: exchangeVerifier,
+    replay,
+    recorder: new StoreExchangeRecorder(deps.store.db),
+    limiter: new RateLimiter({ now: deps.now }),
+    rates,
+    credentials: new Map(config.credentials.map((c) => [c.name, c])),
+    policies: policies.credentials,
+    minters: {
+      "ferry-jwt": new FerryJwtMinter({ keys, issuer: deps.publicUrl, now: deps.now }),
+      "aws-sts": new AwsStsMinter({ credentials: deps.awsCredentials, now: deps.now }),
+    },
+    logger: deps.logger,
+    now: deps.now,
+    onOutcome: (credential, decision, reason) => outcomes?.inc({ credential, decision, reason }),
+  });
+  return { keys, policies, warnings: policies.warnings, exchangeVerifier, apiVerifier, replay, exchange };
+}

@@ -1,0 +1,90 @@
+import type { Kysely } from "kysely";
+import type { Database } from "../store/schema.ts";
+import { IdentityError } from "./errors.ts";
+import type { VerifiedToken } from "./verifier.ts";
+import { WriteBatcher } from "./write-batcher.ts";
+
+/** Makes a token single-use: the port the exchange and the auth middleware call. */
+export interface ReplayGuard {
+  /** Records the token as used; throws {@link IdentityError} `token_replayed` if it already was. */
+  consume(token: VerifiedToken): Promise<void>;
+}
+
+/** Options of {@link StoreReplayGuard}. */
+export interface StoreReplayGuardOptions {
+  now?: () => number;
+  /** Delete expired rows at most this often (default 60 s); the purge rides on a `consume`. */
+  purgeEveryMs?: number;
+}
+
+/**
+ * A {@link ReplayGuard} kept in the store, so it holds across restarts and replicas: an atomic
+ * `insert … on conflict do nothing returning id` (only one of two racing replicas inserts), with
+ * the tokens of one event-loop turn grouped into one statement (see {@link WriteBatcher}). A row is
+ * kept until the token's `exp` plus its issuer's leeway, after which the verifier refuses the token
+ * anyway and the row can go.
+ */
+export class StoreReplayGuard implements ReplayGuard {
+  readonly #db: Kysely<Database>;
+  readonly #now: () => number;
+  readonly #purgeEveryMs: number;
+  readonly #batcher: WriteBatcher<{ id: string; expires_at: number }, boolean>;
+  #lastPurge = 0;
+
+  constructor(db: Kysely<Database>, options: StoreReplayGuardOptions = {}) {
+    this.#db = db;
+    this.#now = options.now ?? Date.now;
+    this.#purgeEveryMs = options.purgeEveryMs ?? 60_000;
+    this.#batcher = new WriteBatcher((rows) => this.#insert(rows));
+  }
+
+  async consume(token: VerifiedToken): Promise<void> {
+    const now = this.#now();
+    const expiresAt = Math.ceil(token.expiresAt * 1000 + token.issuer.leewayMs);
+    const fresh = await this.#batcher.submit({ id: token.replayKey, expires_at: expiresAt });
+    if (!fresh) {
+      throw new IdentityError("token_replayed", "the token has already been used", {
+        detail: {
+          issuer: token.issuer.name,
+          sub: token.subject.slice(0, 200),
+          jti: token.jti?.slice(0, 100),
+        },
+      });
+    }
+    if (now - this.#lastPurge >= this.#purgeEveryMs) {
+      this.#lastPurge = now;
+      await this.#db.deleteFrom("token_replay").where("expires_at", "<", now).execute();
+    }
+  }
+
+  /**
+   * Inserts a batch in one statement; a row that already existed is not returned, so its token is
+   * a replay. The same token twice in one batch: only the first occurrence can be fresh.
+   */
+  async #insert(rows: readonly { id: string; expires_at: number }[]): Promise<boolean[]> {
+    const first = new Map<string, number>();
+    rows.forEach((row, i) => {
+      if (!first.has(row.id)) first.set(row.id, i);
+    });
+    const unique = [...first.values()].map((i) => rows[i]!);
+    const inserted = await this.#db
+      .insertInto("token_replay")
+      .values(unique)
+      .onConflict((oc) => oc.column("id").doNothing())
+      .returning("id")
+      .execute();
+    const fresh = new Set(inserted.map((r) => r.id));
+    return rows.map((row, i) => first.get(row.id) === i && fresh.has(row.id));
+  }
+}
+
+/** An in-memory {@link ReplayGuard} for service tests (one process only: never used in production). */
+export class MemoryReplayGuard implements ReplayGuard {
+  readonly seen = new Set<string>();
+
+  async consume(token: VerifiedToken): Promise<void> {
+    if (this.seen.has(token.replayKey))
+      throw new IdentityError("token_replayed", "the token has already been used");
+    this.seen.add(token.replayKey);
+  }
+}

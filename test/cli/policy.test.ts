@@ -1,0 +1,205 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { runCli } from "../../src/cli/program.ts";
+import { githubClaims } from "../identity/fixtures.ts";
+
+const ISS = "https://token.actions.githubusercontent.com";
+
+function workspace() {
+  const dir = mkdtempSync(path.join(tmpdir(), "ferry-policy-"));
+  const config = path.join(dir, "ferry.yaml");
+  writeFileSync(
+    config,
+    `
+store: { sqlite: ./ferry.db }
+keys: { signing: ./k.pem }
+issuers:
+  - { name: github, url: "${ISS}", audience: https://ferry.example.com }
+environments: [{ name: staging }, { name: production, after: staging }]
+credentials:
+  - name: deploy-production
+    environment: production
+    type: ferry-jwt
+    allow:
+      - issuer: github
+        claims:
+          repository_id: "74"
+          ref: refs/heads/main
+          event_name: [push, workflow_dispatch]
+          runner_environment: github-hosted
+      - { issuer: github, claims: { repository: acme/web, environment: production } }
+`,
+  );
+  const claims = (name: string, value: unknown) => {
+    const file = path.join(dir, name);
+    writeFileSync(file, typeof value === "string" ? value : JSON.stringify(value));
+    return file;
+  };
+  return { dir, config, claims };
+}
+
+async function ferry(args: string[]) {
+  let out = "";
+  let err = "";
+  const code = await runCli(args, {
+    out: (t) => {
+      out += t;
+    },
+    err: (t) => {
+      err += t;
+    },
+    env: {},
+  });
+  return { code, out, err };
+}
+
+describe("ferry policy explain", () => {
+  it("prints the matching rule and exits 0 when allowed", async () => {
+    const ws = workspace();
+    const file = ws.claims("ok.json", githubClaims({ iss: ISS, aud: "https://ferry.example.com" }));
+    const run = await ferry([
+      "policy",
+      "explain",
+      "--config",
+      ws.config,
+      "--credential",
+      "deploy-production",
+      "--claims",
+      file,
+    ]);
+    expect(run.code).toBe(0);
+    expect(run.out).toContain(
+      "credential deploy-production (ferry-jwt, environment production); claims from issuer github (github)",
+    );
+    expect(run.out).toContain("rule 1 (issuer github): matched");
+    expect(run.out).toMatch(/allowed by rule 1\n$/);
+    // Rule 2 pins no *_id claim and says nothing about runner_environment.
+    expect(run.err).toMatch(/warning: credentials\[0\]\.allow\[1\]: pins no immutable/);
+  });
+
+  it("prints, per rule, each claim that failed and exits 1 when denied", async () => {
+    const ws = workspace();
+    const file = ws.claims(
+      "pr.json",
+      githubClaims({ iss: ISS, aud: "x" }, { event_name: "pull_request", ref: "refs/pull/7/merge" }),
+    );
+    const run = await ferry([
+      "policy",
+      "explain",
+      "--config",
+      ws.config,
+      "--credential",
+      "deploy-production",
+      "--claims",
+      file,
+    ]);
+    expect(run.code).toBe(1);
+    expect(run.out).toContain('  FAIL ref = "refs/pull/7/merge" does not match "refs/heads/main"');
+    expect(run.out).toContain(
+      '  FAIL event_name = "pull_request" does not match one of ["push","workflow_dispatch"]',
+    );
+    expect(run.out).toContain('  ok   repository_id = "74" matches "74"');
+    expect(run.out).toContain("rule 2 (issuer github): no match");
+    expect(run.out).toContain('  FAIL environment = missing does not match "production"');
+    expect(run.out).toMatch(/denied: no rule matched\n$/);
+  });
+
+  it("an unregistered issuer and claims of the wrong type are denials (1)", async () => {
+    const ws = workspace();
+    const stranger = ws.claims("s.json", githubClaims({ iss: `${ISS}/`, aud: "x" }));
+    const a = await ferry([
+      "policy",
+      "explain",
+      "--config",
+      ws.config,
+      "--credential",
+      "deploy-production",
+      "--claims",
+      stranger,
+    ]);
+    expect(a.code).toBe(1);
+    expect(a.out).toMatch(/is not a registered issuer/);
+    const typed = ws.claims("t.json", githubClaims({ iss: ISS, aud: "x" }, { repository_id: 74 }));
+    const b = await ferry([
+      "policy",
+      "explain",
+      "--config",
+      ws.config,
+      "--credential",
+      "deploy-production",
+      "--claims",
+      typed,
+    ]);
+    expect(b.code).toBe(1);
+    expect(b.out).toMatch(/not valid github claims: repository_id/);
+  });
+
+  it("usage and operational errors exit 2 with one line and no stack", async () => {
+    const ws = workspace();
+    const ok = ws.claims("ok.json", githubClaims({ iss: ISS, aud: "x" }));
+    const cases = [
+      ["policy", "explain", "--config", ws.config, "--credential", "nope", "--claims", ok],
+      [
+        "policy",
+        "explain",
+        "--config",
+        ws.config,
+        "--credential",
+        "deploy-production",
+        "--claims",
+        ws.claims("bad.json", "{"),
+      ],
+      [
+        "policy",
+        "explain",
+        "--config",
+        ws.config,
+        "--credential",
+        "deploy-production",
+        "--claims",
+        ws.claims("list.json", [1]),
+      ],
+      [
+        "policy",
+        "explain",
+        "--config",
+        ws.config,
+        "--credential",
+        "deploy-production",
+        "--claims",
+        path.join(ws.dir, "none.json"),
+      ],
+      [
+        "policy",
+        "explain",
+        "--config",
+        path.join(ws.dir, "missing.yaml"),
+        "--credential",
+        "x",
+        "--claims",
+        ok,
+      ],
+      ["policy", "explain", "--config", ws.config, "--claims", ok],
+    ];
+    for (const args of cases) {
+      const run = await ferry(args);
+      expect(run.code, args.join(" ")).toBe(2);
+      expect(run.err).not.toMatch(/^\s+at /m);
+    }
+  });
+});
+
+describe("ferry policy lint", () => {
+  it("lists the risky policies", async () => {
+    const ws = workspace();
+    const run = await ferry(["policy", "lint", "--config", ws.config]);
+    expect(run.code).toBe(0);
+    expect(run.out).toMatch(/credentials\[0\]\.allow\[1\]: pins no immutable/);
+    expect(run.out).toMatch(
+      /credentials\[0\]\.allow\[1\]: allows pull_request_target, workflow_run, issue_comment runs/,
+    );
+    expect(run.out).toMatch(/ferry\.yaml: 3 warning\(s\)\n$/);
+  });
+});
