@@ -1,0 +1,114 @@
+import { createPublicKey, type KeyObject } from "node:crypto";
+import { readFileSync } from "node:fs";
+
+/** Certificate extensions a keyless authority may constrain (Fulcio's OIDs). */
+export const EXTENSION_OIDS = {
+  issuer: "1.3.6.1.4.1.57264.1.8",
+  buildSignerUri: "1.3.6.1.4.1.57264.1.9",
+  runnerEnvironment: "1.3.6.1.4.1.57264.1.11",
+  sourceRepositoryUri: "1.3.6.1.4.1.57264.1.12",
+  sourceRepositoryRef: "1.3.6.1.4.1.57264.1.14",
+  sourceRepositoryIdentifier: "1.3.6.1.4.1.57264.1.15",
+} as const;
+export type ExtensionName = keyof typeof EXTENSION_OIDS;
+
+/** A key authority: a public key, or Ferry's own. */
+export interface KeyAuthority {
+  kind: "key";
+  name: string;
+  key: KeyObject;
+}
+
+/** A keyless authority: a certificate identity. */
+export interface KeylessAuthority {
+  kind: "keyless";
+  name: string;
+  issuer: string;
+  /** The subject as written in config, for messages. */
+  subjectText: string;
+  /** Matches the whole SAN: an exact string, or the configured regex anchored `^(?:…)$`. */
+  matchesSubject: (san: string) => boolean;
+  extensions: Partial<Record<Exclude<ExtensionName, "issuer">, string>>;
+}
+
+/** A trusted signer, compiled once from config. */
+export type Authority = KeyAuthority | KeylessAuthority;
+
+/** An authority as written in `trust.authorities` (after config parsing). */
+export interface AuthorityConfig {
+  name: string;
+  key?: string;
+  keyless?: {
+    issuer: string;
+    subject?: string;
+    subjectRegex?: string;
+    extensions?: Partial<Record<Exclude<ExtensionName, "issuer">, string>>;
+  };
+}
+
+const SUPPORTED_KEYS = "ECDSA P-256 or P-384, Ed25519, or RSA (2048 bits or more)";
+
+/** Parses a PEM public key and checks that it is a type Ferry verifies with. */
+export function parsePublicKey(pem: string, source: string): KeyObject {
+  let key: KeyObject;
+  try {
+    key = createPublicKey({ key: pem, format: "pem" });
+  } catch (err) {
+    throw new Error(`${source}: not a PEM public key`, { cause: err });
+  }
+  const type = key.asymmetricKeyType;
+  const curve = key.asymmetricKeyDetails?.namedCurve;
+  const ok =
+    (type === "ec" && (curve === "prime256v1" || curve === "secp384r1")) ||
+    type === "ed25519" ||
+    (type === "rsa" && (key.asymmetricKeyDetails?.modulusLength ?? 0) >= 2048);
+  if (!ok)
+    throw new Error(`${source}: unsupported key ${type ?? "?"} ${curve ?? ""}; expected ${SUPPORTED_KEYS}`);
+  return key;
+}
+
+/**
+ * Compiles `trust.authorities`. `ferryKey` is the public half of `keys.signing`, used for
+ * `key: ferry`. Regexes are anchored here, once: an unanchored pattern would let a longer SAN
+ * (an attacker's repository whose URL contains the trusted one) satisfy it.
+ */
+export function compileAuthorities(
+  configs: AuthorityConfig[],
+  ferryKey: KeyObject | undefined,
+): Map<string, Authority> {
+  const out = new Map<string, Authority>();
+  for (const a of configs) {
+    if (a.key !== undefined) {
+      if (a.key === "ferry") {
+        if (!ferryKey) throw new Error(`trust.authorities ${a.name}: key ferry needs keys.signing`);
+        out.set(a.name, { kind: "key", name: a.name, key: ferryKey });
+      } else {
+        out.set(a.name, {
+          kind: "key",
+          name: a.name,
+          key: parsePublicKey(readFileSync(a.key, "utf8"), a.key),
+        });
+      }
+      continue;
+    }
+    const k = a.keyless;
+    if (!k) throw new Error(`trust.authorities ${a.name}: needs key or keyless`);
+    let matchesSubject: (san: string) => boolean;
+    if (k.subjectRegex !== undefined) {
+      const re = new RegExp(`^(?:${k.subjectRegex})$`, "u");
+      matchesSubject = (san) => re.test(san);
+    } else {
+      const exact = k.subject ?? "";
+      matchesSubject = (san) => san === exact;
+    }
+    out.set(a.name, {
+      kind: "keyless",
+      name: a.name,
+      issuer: k.issuer,
+      subjectText: k.subject ?? `/${k.subjectRegex}/ (anchored)`,
+      matchesSubject,
+      extensions: { ...(k.extensions ?? {}) },
+    });
+  }
+  return out;
+}

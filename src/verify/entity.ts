@@ -1,0 +1,191 @@
+import { PolicyError, type Signer, toSignedEntity, VerificationError } from "@sigstore/verify";
+import type { Authority, KeylessAuthority } from "./authorities.ts";
+import type { ReadableCandidate } from "./candidate.ts";
+import { type CertificateIdentity, certificateIdentity } from "./identity.ts";
+import type { CandidateReason } from "./report.ts";
+import type { TrustContext } from "./trust-context.ts";
+
+/** An authority that vouched for a candidate. */
+export interface Vouch {
+  authority: string;
+  identity?: CertificateIdentity;
+}
+
+/** Why one authority did not vouch for a candidate. */
+export interface Refusal {
+  authority: string;
+  reason: CandidateReason;
+  message: string;
+}
+
+/** The cryptographic verdict on one candidate, against every authority considered. */
+export interface CryptoVerdict {
+  vouches: Vouch[];
+  refusals: Refusal[];
+}
+
+// How far verification got before it failed: the refusal that got furthest explains the candidate best.
+const PROGRESS: Record<string, number> = {
+  untrusted_key: 1,
+  trust_root_unavailable: 1,
+  certificate_untrusted: 2,
+  no_timestamp: 2,
+  tlog_invalid: 3,
+  signature_invalid: 4,
+  issuer_mismatch: 5,
+  identity_mismatch: 6,
+  extension_mismatch: 7,
+};
+
+/** The refusal that best explains why a candidate is not trusted. */
+export function bestRefusal(refusals: Refusal[]): Refusal | undefined {
+  return [...refusals].sort((a, b) => (PROGRESS[b.reason] ?? 0) - (PROGRESS[a.reason] ?? 0))[0];
+}
+
+function reasonOf(err: unknown, keyed: boolean): { reason: CandidateReason; message: string } {
+  if (err instanceof VerificationError) {
+    switch (err.code) {
+      case "SIGNATURE_ERROR":
+        return keyed
+          ? { reason: "untrusted_key", message: "the signature does not verify with this key" }
+          : { reason: "signature_invalid", message: "the signature does not match the signed content" };
+      case "TIMESTAMP_ERROR":
+        return {
+          reason: "no_timestamp",
+          message: `no verified timestamp for the certificate: ${err.message}`,
+        };
+      case "CERTIFICATE_ERROR":
+        return { reason: "certificate_untrusted", message: `certificate not trusted: ${err.message}` };
+      case "PUBLIC_KEY_ERROR":
+        return { reason: "untrusted_key", message: err.message };
+      default:
+        if (err.code.startsWith("TLOG"))
+          return { reason: "tlog_invalid", message: `transparency log: ${err.message}` };
+        return { reason: "signature_invalid", message: err.message };
+    }
+  }
+  if (err instanceof PolicyError) return { reason: "identity_mismatch", message: err.message };
+  return { reason: "signature_invalid", message: err instanceof Error ? err.message : String(err) };
+}
+
+function checkIdentity(authority: KeylessAuthority, identity: CertificateIdentity): Refusal | undefined {
+  const refuse = (reason: CandidateReason, message: string) => ({
+    authority: authority.name,
+    reason,
+    message,
+  });
+  if (identity.issuer !== authority.issuer) {
+    return refuse(
+      "issuer_mismatch",
+      `certificate issuer ${identity.issuer ?? "(none)"}, expected ${authority.issuer}`,
+    );
+  }
+  if (identity.subject === undefined || !authority.matchesSubject(identity.subject)) {
+    return refuse(
+      "identity_mismatch",
+      `certificate subject ${identity.subject ?? "(none)"}, expected ${authority.subjectText}`,
+    );
+  }
+  for (const [name, expected] of Object.entries(authority.extensions)) {
+    const actual = identity.extensions[name as keyof typeof identity.extensions];
+    if (actual !== expected) {
+      return refuse(
+        "extension_mismatch",
+        `certificate ${name} is ${actual ?? "(absent)"}, expected ${expected}`,
+      );
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Verifies one candidate's cryptography against the named authorities: signature, certificate
+ * chain, timestamps and log entries through `@sigstore/verify`, then (for certificates) the
+ * identity, matched here so that regexes are anchored and every mismatch is named.
+ */
+export function verifyCandidate(
+  candidate: ReadableCandidate,
+  names: Iterable<string>,
+  ctx: TrustContext,
+): CryptoVerdict {
+  const verdict: CryptoVerdict = { vouches: [], refusals: [] };
+  let entity: ReturnType<typeof toSignedEntity>;
+  try {
+    entity = toSignedEntity(candidate.bundle, candidate.artifact);
+  } catch (err) {
+    for (const name of names) verdict.refusals.push({ authority: name, ...reasonOf(err, false) });
+    return verdict;
+  }
+  const certified = entity.key.$case === "certificate";
+  // A certificate is verified once per root, whatever the number of keyless authorities.
+  let keylessResult: { signer?: Signer; refusal?: { reason: CandidateReason; message: string } } | undefined;
+  const keylessSigner = () => {
+    if (keylessResult) return keylessResult;
+    if (ctx.rootProblem && ctx.keyless.length === 0) {
+      keylessResult = { refusal: { reason: "trust_root_unavailable", message: ctx.rootProblem } };
+      return keylessResult;
+    }
+    const failures: { reason: CandidateReason; message: string }[] = [];
+    for (const { root, verifier } of ctx.keyless) {
+      try {
+        keylessResult = { signer: verifier.verify(entity) };
+        return keylessResult;
+      } catch (err) {
+        const r = reasonOf(err, false);
+        failures.push({ reason: r.reason, message: `${r.message} (root ${root})` });
+      }
+    }
+    const best = bestRefusal(failures.map((f) => ({ authority: "", ...f })));
+    keylessResult = {
+      refusal: best
+        ? ctx.rootProblem
+          ? { reason: "trust_root_unavailable", message: `${best.message}; ${ctx.rootProblem}` }
+          : best
+        : { reason: "certificate_untrusted", message: "no trusted root is configured" },
+    };
+    return keylessResult;
+  };
+
+  for (const name of names) {
+    const authority: Authority | undefined = ctx.authorities.get(name);
+    if (!authority) continue;
+    if (authority.kind === "key") {
+      if (certified) {
+        verdict.refusals.push({
+          authority: name,
+          reason: "untrusted_key",
+          message: "signed with a certificate, not this key",
+        });
+        continue;
+      }
+      try {
+        ctx.keys.get(name)?.verify(entity);
+        verdict.vouches.push({ authority: name });
+      } catch (err) {
+        verdict.refusals.push({ authority: name, ...reasonOf(err, true) });
+      }
+      continue;
+    }
+    if (!certified) {
+      verdict.refusals.push({
+        authority: name,
+        reason: "untrusted_key",
+        message: "signed with a key, not a certificate",
+      });
+      continue;
+    }
+    const { signer, refusal } = keylessSigner();
+    if (!signer) {
+      verdict.refusals.push({ authority: name, ...refusal! });
+      continue;
+    }
+    const identity = certificateIdentity(signer);
+    const mismatch = identity ? checkIdentity(authority, identity) : undefined;
+    if (mismatch || !identity) {
+      verdict.refusals.push(
+        mismatch ?? { authority: name, reason: "identity_mismatch", message: "no identity" },
+      );
+    } else verdict.vouches.push({ authority: name, identity });
+  }
+  return verdict;
+}

@@ -1,0 +1,73 @@
+import { createHash } from "node:crypto";
+import type { Authority } from "./authorities.ts";
+import type { ProvenanceRule, SbomRule, SignatureRule } from "./checks.ts";
+
+/** An environment's requirements, compiled once at config load. */
+export interface CompiledPolicy {
+  environment: string;
+  signature?: SignatureRule & { multiArch: "index" | "index-and-platforms" };
+  sbom?: SbomRule;
+  provenance?: ProvenanceRule;
+  /** Every authority the policy names: each candidate is verified against these once. */
+  authorities: string[];
+  /**
+   * SHA-256 over the requirements and the definitions of the authorities they name (keys by
+   * fingerprint), so a cached decision never outlives a change of policy or of trust.
+   */
+  hash: string;
+}
+
+/** `environments[].require` as parsed from config. */
+export interface RequireConfig {
+  signature?: { authorities: string[]; count: number; multiArch: "index" | "index-and-platforms" };
+  sbom?: { authorities: string[]; maxAge?: number };
+  provenance?: { authorities: string[]; builderId?: string; sourceRepository?: string; ref?: string };
+}
+
+function describeAuthority(a: Authority | undefined): unknown {
+  if (!a) return null;
+  if (a.kind === "key") {
+    return {
+      key: createHash("sha256")
+        .update(a.key.export({ format: "der", type: "spki" }))
+        .digest("hex"),
+    };
+  }
+  return { issuer: a.issuer, subject: a.subjectText, extensions: a.extensions };
+}
+
+/** Compiles one environment's requirements. `roots` names the trusted roots (part of the hash). */
+export function compilePolicy(
+  environment: string,
+  require: RequireConfig,
+  authorities: Map<string, Authority>,
+  roots: string[],
+): CompiledPolicy {
+  const names = [
+    ...new Set([
+      ...(require.signature?.authorities ?? []),
+      ...(require.sbom?.authorities ?? []),
+      ...(require.provenance?.authorities ?? []),
+    ]),
+  ];
+  const policy: Omit<CompiledPolicy, "hash"> = {
+    environment,
+    ...(require.signature ? { signature: { ...require.signature } } : {}),
+    ...(require.sbom
+      ? {
+          sbom: {
+            authorities: require.sbom.authorities,
+            ...(require.sbom.maxAge ? { maxAgeMs: require.sbom.maxAge } : {}),
+          },
+        }
+      : {}),
+    ...(require.provenance ? { provenance: { ...require.provenance } } : {}),
+    authorities: names,
+  };
+  const material = JSON.stringify({
+    policy,
+    roots,
+    authorities: Object.fromEntries(names.sort().map((n) => [n, describeAuthority(authorities.get(n))])),
+  });
+  return { ...policy, hash: createHash("sha256").update(material).digest("hex") };
+}
