@@ -1,12 +1,24 @@
 import { readFileSync } from "node:fs";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { Router } from "express";
 import { createLogger, type Logger } from "./common/logger.ts";
 import type { LoadedConfig } from "./config/load.ts";
+import {
+  createIdentityServices,
+  type IdentityServiceDeps,
+  type IdentityServices,
+} from "./credentials/services.ts";
 import { createApp } from "./http/app.ts";
+import { createApiAuthGuard, createAuthMiddleware } from "./http/auth.ts";
 import { createHttpMetrics } from "./http/metrics.ts";
+import { createTokenRouter, tokenErrorHandler } from "./http/token-routes.ts";
+import { createVerificationRouter } from "./http/verification-routes.ts";
+import { createWellKnownRouter } from "./http/well-known-routes.ts";
+import { createRegistryClient } from "./registry/client.ts";
 import { loadSigningKey, type SigningKey } from "./signing/keys.ts";
 import { openStore, type Store } from "./store/store.ts";
+import { createVerificationService } from "./verify/create.ts";
 
 /** A running Ferry service. */
 export interface RunningFerry {
@@ -15,6 +27,8 @@ export interface RunningFerry {
   store: Store;
   logger: Logger;
   signingKey: SigningKey;
+  /** Token verification, trust policies, token exchange and Ferry's token keys. */
+  identity: IdentityServices;
   /** Graceful stop: refuse new connections, drain in-flight requests (bounded), close the store. */
   close(): Promise<void>;
 }
@@ -22,6 +36,8 @@ export interface RunningFerry {
 /** Options for {@link startFerry}, mostly for tests and the CLI. */
 export interface StartOptions {
   logger?: Logger;
+  /** Identity wiring for tests: Ferry's AWS credentials, an HTTP port, cache timing, a clock. */
+  identity?: Partial<Pick<IdentityServiceDeps, "awsCredentials" | "fetcher" | "jwksTiming" | "now">>;
 }
 
 const OPENAPI_URL = new URL("../openapi.yaml", import.meta.url);
@@ -44,16 +60,51 @@ export async function startFerry(loaded: LoadedConfig, options: StartOptions = {
   if (generated)
     logger.warn({ keyId: signingKey.id, file: config.keys.signing }, "dev mode: generated a new signing key");
   const store = await openStore(config.store);
+  const metrics = createHttpMetrics();
+  const identity = await createIdentityServices({
+    ...options.identity,
+    config,
+    publicUrl: config.server.publicUrl,
+    baseDir: loaded.baseDir,
+    store,
+    signingKey,
+    logger,
+    metrics: metrics.registry,
+  }).catch(async (err) => {
+    await store.close();
+    throw err;
+  });
+  for (const warning of identity.warnings) logger.warn(warning, "risky trust policy");
+  const registryClient = createRegistryClient(config);
+  let verification: ReturnType<typeof createVerificationService>;
+  try {
+    verification = createVerificationService(config, {
+      ferryKey: signingKey.publicKey,
+      readerFor: (ref) => registryClient.repository(ref),
+    });
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
 
   let shuttingDown = false;
   const app = createApp({
     logger,
-    metrics: createHttpMetrics(),
+    metrics,
     openapi: openapiText(),
     bodyLimit: config.server.bodyLimit,
     trustProxy: config.server.trustProxy,
     readiness: () => store.ping(),
     isShuttingDown: () => shuttingDown,
+    routers: [
+      createWellKnownRouter(identity.keys, config.server.publicUrl),
+      createTokenRouter(identity.exchange),
+      // Body-parser failures under /v1/token happen before any router and must still answer in
+      // RFC 6749 form; an arity-4 function mounted with app.use is an error handler, so it goes here.
+      tokenErrorHandler as unknown as Router,
+      createApiAuthGuard(createAuthMiddleware({ verifier: identity.apiVerifier, replay: identity.replay })),
+      createVerificationRouter(verification),
+    ],
   });
 
   const { host, port } = splitListen(config.server.listen);
@@ -88,5 +139,5 @@ export async function startFerry(loaded: LoadedConfig, options: StartOptions = {
     })();
     return closing;
   };
-  return { url, store, logger, signingKey, close };
+  return { url, store, logger, signingKey, identity, close };
 }

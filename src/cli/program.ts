@@ -2,6 +2,10 @@ import { Command, CommanderError } from "commander";
 import { ConfigError, loadConfigFile } from "../config/load.ts";
 import { startFerry } from "../server.ts";
 import { generateSigningKeyPem, KeyError, writeSigningKey } from "../signing/keys.ts";
+import { registerCopy } from "./copy.ts";
+import { registerPolicy } from "./policy.ts";
+import { Denied, registerVerify } from "./verify.ts";
+import { registerVerifyBundle } from "./verify-bundle.ts";
 
 /** Where the CLI writes; tests pass their own. */
 export interface CliIo {
@@ -87,6 +91,10 @@ export function buildProgram(io: CliIo): Command {
       io.out(`wrote ${opts.out} (key id sha256:${key.id})\n${key.publicKeyPem}`);
     });
 
+  registerCopy(program, io);
+  registerPolicy(program, io);
+  registerVerify(program, io);
+  registerVerifyBundle(program, io);
   return program;
 }
 
@@ -118,6 +126,8 @@ function reportError(err: unknown, io: CliIo): number {
     for (const p of err.problems) io.err(`  ${p.path || "(file)"}: ${p.message}\n`);
     return EXIT.error;
   }
+  // A negative answer, already printed by its command.
+  if (err instanceof Denied) return EXIT.denied;
   if (err instanceof KeyError || err instanceof CliError) {
     io.err(`ferry: ${err.message}\n`);
     return EXIT.error;

@@ -18,6 +18,7 @@ export const ERROR_CODES = {
   rate_limited: { status: 429, title: "Too many requests" },
   internal: { status: 500, title: "Internal error" },
   upstream_failed: { status: 502, title: "An upstream service failed" },
+  digest_mismatch: { status: 502, title: "Content from an upstream did not match its digest" },
   unavailable: { status: 503, title: "The service is not ready" },
   upstream_timeout: { status: 504, title: "An upstream service timed out" },
 } as const satisfies Record<string, { status: number; title: string }>;

@@ -1,4 +1,6 @@
 import { z } from "zod";
+import { anchoredRegex } from "../identity/matchers.ts";
+import { fetchableUrlProblem } from "../identity/url-policy.ts";
 import { duration } from "./duration.ts";
 import { describeValue } from "./problems.ts";
 
@@ -33,7 +35,18 @@ export const claimMatcher = z
     z.boolean(),
     z.array(z.union([z.string(), z.number(), z.boolean()])).min(1),
     z.strictObject({ glob: z.string().min(1) }),
-    z.strictObject({ regex: z.string().min(1) }),
+    z.strictObject({
+      regex: z
+        .string()
+        .min(1)
+        .superRefine((source, ctx) => {
+          try {
+            anchoredRegex(source);
+          } catch (err) {
+            ctx.addIssue({ code: "custom", message: `invalid regex: ${(err as Error).message}` });
+          }
+        }),
+    }),
   ])
   .meta(
     d(
@@ -76,6 +89,21 @@ const issuer = z.strictObject({
     .boolean()
     .default(false)
     .meta(d("Allow plain http for this issuer's discovery and JWKS; only honoured for loopback addresses.")),
+  platform: z
+    .enum(["github", "gitlab", "kubernetes", "buildkite", "circleci", "generic"])
+    .optional()
+    .meta(
+      d(
+        "Whose tokens these are: their claims are then checked by name and type, and policies linted. Default: guessed from `url`.",
+      ),
+    ),
+  rateLimit: z
+    .strictObject({
+      requests: positiveInt.default(60).meta(d("Exchanges allowed per identity (issuer, `sub`) per `per`.")),
+      per: duration.prefault("1m").meta(d("The window; the budget refills evenly over it.")),
+    })
+    .prefault({})
+    .meta(d("Per-identity rate limit of `POST /v1/token` (429 with Retry-After beyond it).")),
 });
 
 const registry = z.strictObject({
@@ -89,7 +117,89 @@ const registry = z.strictObject({
     })
     .optional()
     .meta(d("Credentials for basic auth or the bearer token flow. Anonymous when absent.")),
+  aliases: z
+    .array(z.string().regex(/^[A-Za-z0-9.-]+(:\d{1,5})?$/, 'expected "host" or "host:port"'))
+    .optional()
+    .meta(d("Other `host[:port]` names image references use for this registry (e.g. `docker.io`).")),
+  tokenRealms: z
+    .array(httpUrl)
+    .optional()
+    .meta(
+      d(
+        "Bearer token endpoints on another origin that may receive this registry's credentials (e.g. `https://auth.docker.io/token`). A realm on the registry's own origin is always allowed; any other is refused.",
+      ),
+    ),
+  blobRedirects: z
+    .array(httpUrl)
+    .optional()
+    .meta(
+      d(
+        "Origins blob downloads may be redirected to (object storage, a CDN). Requests there never carry credentials; a redirect to any other host is refused.",
+      ),
+    ),
+  insecure: z
+    .boolean()
+    .optional()
+    .meta(
+      d("Allow plain http to a registry that is not on a loopback address (credentials travel in clear)."),
+    ),
 });
+
+const loopbackHost = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/;
+
+const registries = z
+  .array(registry)
+  .superRefine((list, ctx) => {
+    const seen = new Map<string, number>();
+    list.forEach((reg, i) => {
+      // An invalid URL is reported by its own schema; these checks need a parsed one.
+      if (typeof reg?.url !== "string" || !URL.canParse(reg.url)) return;
+      const url = new URL(reg.url);
+      if (url.protocol === "http:" && !loopbackHost.test(url.hostname) && reg.insecure !== true) {
+        ctx.addIssue({
+          code: "custom",
+          path: [i, "url"],
+          message: "plain http is only allowed for loopback registries; use https, or set `insecure: true`",
+        });
+      }
+      if (url.pathname !== "/" || url.search !== "") {
+        ctx.addIssue({ code: "custom", path: [i, "url"], message: "expected a base URL with no path" });
+      }
+      for (const host of [url.host, ...(Array.isArray(reg.aliases) ? reg.aliases : [])]) {
+        const first = seen.get(host);
+        if (first !== undefined) {
+          ctx.addIssue({
+            code: "custom",
+            path: [i, "url"],
+            message: `registry host "${host}" is also registries[${first}]; each host names one registry`,
+          });
+        } else seen.set(host, i);
+      }
+    });
+  })
+  .default([])
+  .meta(d("The only registries Ferry will contact: no request goes to any other host, even by redirect."));
+
+const registryClient = z
+  .strictObject({
+    timeout: duration
+      .prefault("30s")
+      .meta(d("A registry request fails when nothing (headers or bytes) arrives for this long.")),
+    retries: z
+      .int()
+      .min(0)
+      .max(10)
+      .default(3)
+      .meta(
+        d("Retries of a request that failed with 408, 429, 5xx or a connection error (jittered backoff)."),
+      ),
+    parallelism: positiveInt.default(4).meta(d("Transfers a copy runs at once.")),
+    attestationMaxBytes: positiveInt
+      .default(16 * 1024 * 1024)
+      .meta(d("The largest signature, attestation or SBOM blob Ferry reads into memory, in bytes.")),
+  })
+  .prefault({})
+  .meta(d("How Ferry talks to registries."));
 
 const authority = z
   .strictObject({
@@ -104,9 +214,33 @@ const authority = z
           .optional()
           .meta(d("An anchored regex for the subject, instead of `subject`.")),
         extensions: z
-          .record(z.string(), z.string())
+          .strictObject({
+            sourceRepositoryUri: z.string().min(1).optional().meta(d("Fulcio 1.3.6.1.4.1.57264.1.12.")),
+            sourceRepositoryIdentifier: z
+              .string()
+              .regex(/^\d+$/, "expected the repository's numeric id")
+              .optional()
+              .meta(
+                d("The repository's immutable numeric id (Fulcio 1.3.6.1.4.1.57264.1.15); survives renames."),
+              ),
+            sourceRepositoryRef: z
+              .string()
+              .min(1)
+              .optional()
+              .meta(d("e.g. `refs/heads/main` (Fulcio 1.3.6.1.4.1.57264.1.14).")),
+            buildSignerUri: z
+              .string()
+              .min(1)
+              .optional()
+              .meta(d("The workflow that signed (Fulcio 1.3.6.1.4.1.57264.1.9).")),
+            runnerEnvironment: z
+              .string()
+              .min(1)
+              .optional()
+              .meta(d("e.g. `github-hosted` (Fulcio 1.3.6.1.4.1.57264.1.11).")),
+          })
           .optional()
-          .meta(d("Certificate extensions that must equal these values (e.g. sourceRepositoryURI).")),
+          .meta(d("Certificate extensions that must equal these values exactly.")),
       })
       .optional()
       .meta(d("Keyless (Fulcio certificate) signer identity.")),
@@ -136,13 +270,48 @@ const environment = z.strictObject({
     .meta(d("Windows in which promotion into this environment is refused (ISO 8601 with offset).")),
   require: z
     .strictObject({
-      signature: z.strictObject({ authorities: authorityRefs }).optional(),
-      sbom: z.strictObject({ authorities: authorityRefs, maxAge: duration.optional() }).optional(),
+      signature: z
+        .strictObject({
+          authorities: authorityRefs,
+          count: positiveInt
+            .default(1)
+            .meta(d("How many distinct authorities of the list must have signed (default 1: any one).")),
+          multiArch: z
+            .enum(["index", "index-and-platforms"])
+            .default("index")
+            .meta(
+              d(
+                "For an image index: `index` needs a signature on the index digest itself; `index-and-platforms` also on every platform manifest it lists. A signature on a platform manifest never stands in for one on the index.",
+              ),
+            ),
+        })
+        .refine((s) => s.count <= s.authorities.length, {
+          message: "count is larger than the number of authorities listed",
+          path: ["count"],
+        })
+        .optional(),
+      sbom: z
+        .strictObject({
+          authorities: authorityRefs,
+          maxAge: duration
+            .optional()
+            .meta(d("Refuse an SBOM whose document creation time is older than this.")),
+        })
+        .optional(),
       provenance: z
         .strictObject({
           authorities: authorityRefs,
-          builderId: z.string().min(1).optional(),
-          sourceRepository: z.string().min(1).optional(),
+          builderId: z.string().min(1).optional().meta(d("The SLSA builder id, matched exactly.")),
+          sourceRepository: z
+            .string()
+            .min(1)
+            .optional()
+            .meta(d("The source repository URL (a `git+` prefix and `.git` suffix are ignored).")),
+          ref: z
+            .string()
+            .min(1)
+            .optional()
+            .meta(d("The source ref, e.g. `refs/heads/main`, matched exactly.")),
         })
         .optional(),
     })
@@ -182,8 +351,47 @@ const credential = z.strictObject({
         .regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/, "expected an IAM role ARN"),
       region: z.string().min(1).default("us-east-1"),
       mode: z.enum(["assume-role", "web-identity"]).default("assume-role"),
-      sessionTags: z.record(z.string(), z.string()).optional().meta(d("Session tag key → claim path.")),
-      sessionPolicy: z.string().max(2048).optional(),
+      sessionTags: z
+        .record(z.string(), z.string().min(1))
+        .optional()
+        .superRefine((tags, ctx) => {
+          if (tags === undefined) return;
+          const keys = Object.keys(tags);
+          if (keys.length > 50)
+            ctx.addIssue({ code: "custom", message: "STS accepts at most 50 session tags" });
+          const seen = new Set<string>();
+          for (const key of keys) {
+            if (key.length > 128 || !/^[\p{L}\p{Z}\p{N}_.:/=+\-@]+$/u.test(key) || /^aws:/i.test(key)) {
+              ctx.addIssue({
+                code: "custom",
+                path: [key],
+                message:
+                  "a session tag key is 1-128 letters, digits, spaces or _.:/=+-@ and does not start with aws:",
+              });
+            }
+            if (seen.has(key.toLowerCase()))
+              ctx.addIssue({
+                code: "custom",
+                path: [key],
+                message: "tag keys are case-insensitive: duplicate",
+              });
+            seen.add(key.toLowerCase());
+          }
+        })
+        .meta(d("Session tag key → claim path (dotted for nested claims); at most 50 tags.")),
+      sessionPolicy: z
+        .string()
+        .max(2048)
+        .optional()
+        .superRefine((policy, ctx) => {
+          if (policy === undefined) return;
+          try {
+            JSON.parse(policy);
+          } catch {
+            ctx.addIssue({ code: "custom", message: "the session policy must be an IAM policy in JSON" });
+          }
+        })
+        .meta(d("An inline IAM session policy (JSON, at most 2048 characters) that narrows the role.")),
       maxSessionDuration: duration.optional(),
       endpoint: httpUrl.optional().meta(d("Override the STS endpoint (tests, VPC endpoints).")),
     })
@@ -235,23 +443,50 @@ export const configSchema = z
     keys: z
       .strictObject({
         signing: z.string().min(1).meta(d("Ferry's ECDSA P-256 signing key, a PKCS#8 PEM file.")),
+        previous: z
+          .array(z.string().min(1))
+          .default([])
+          .meta(
+            d(
+              "Previous signing keys (public or private PEM files), still published in Ferry's JWKS after a rotation until tokens signed with them have expired.",
+            ),
+          ),
       })
       .meta(d("Ferry's own keys.")),
     issuers: z
       .array(issuer)
       .default([])
       .meta(d("OIDC issuers whose tokens Ferry accepts (exact `iss` match).")),
-    registries: z.array(registry).default([]).meta(d("The only registries Ferry will contact.")),
+    registries,
+    registryClient,
     trust: z
       .strictObject({
         trustedRoot: z
           .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
           .optional()
           .meta(d("Sigstore TrustedRoot JSON file(s). Default: the pinned public-good root.")),
+        publicGood: z
+          .boolean()
+          .optional()
+          .meta(
+            d(
+              "Also trust the pinned public-good root beside `trustedRoot` files. Default: true when no `trustedRoot` is given, false otherwise.",
+            ),
+          ),
         authorities: z
           .array(authority)
           .default([])
           .meta(d("Signers whose signatures and attestations Ferry trusts.")),
+        timeout: duration
+          .prefault("30s")
+          .meta(d("A verification that takes longer is denied (reason `timeout`).")),
+        cacheTtl: duration
+          .prefault("5m")
+          .meta(
+            d(
+              "How long a decision is reused for the same digest, policy and set of signatures and attestations.",
+            ),
+          ),
       })
       .prefault({})
       .meta(d("What Ferry trusts when it verifies artifacts.")),
@@ -317,6 +552,13 @@ export const configSchema = z
       cred.allow.forEach((rule, j) => {
         known(issuers, rule.issuer, ["credentials", i, "allow", j, "issuer"], "issuer");
       });
+      if (cred.type === "ferry-jwt" && cred.aws !== undefined) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["credentials", i, "aws"],
+          message: "`aws` applies only to an aws-sts credential",
+        });
+      }
       if (cred.type === "aws-sts" && cred.aws === undefined) {
         ctx.addIssue({
           code: "custom",
@@ -328,6 +570,16 @@ export const configSchema = z
     config.issuers.forEach((iss, i) => {
       if (iss.leeway > 300_000) {
         ctx.addIssue({ code: "custom", path: ["issuers", i, "leeway"], message: "leeway is at most 5m" });
+      }
+      for (const key of ["url", "jwksUri"] as const) {
+        // A value that is not an http(s) URL at all already has its own problem.
+        const value = iss[key];
+        const problem =
+          value === undefined || !/^https?:\/\//.test(value)
+            ? undefined
+            : fetchableUrlProblem(value, iss.allowInsecureHttp);
+        if (problem !== undefined)
+          ctx.addIssue({ code: "custom", path: ["issuers", i, key], message: problem });
       }
     });
   });

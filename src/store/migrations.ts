@@ -18,6 +18,70 @@ export const MIGRATIONS: Record<string, Migration> = {
         .execute();
     },
   },
+  "0002_token_replay": {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable("token_replay")
+        .addColumn("id", "char(64)", (c) => c.primaryKey())
+        .addColumn("expires_at", "bigint", (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex("token_replay_expires_at")
+        .on("token_replay")
+        .column("expires_at")
+        .execute();
+    },
+  },
+  "0003_token_exchanges": {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable("token_exchanges")
+        .addColumn("id", "varchar(36)", (c) => c.primaryKey())
+        .addColumn("at", "bigint", (c) => c.notNull())
+        .addColumn("request_id", "varchar(128)", (c) => c.notNull())
+        .addColumn("issuer", "varchar(512)")
+        .addColumn("subject", "varchar(512)")
+        .addColumn("token_sha256", "char(64)")
+        .addColumn("credential", "varchar(128)")
+        .addColumn("decision", "varchar(16)", (c) => c.notNull())
+        .addColumn("reason", "varchar(64)", (c) => c.notNull())
+        .addColumn("issued_id", "varchar(128)")
+        .addColumn("expires_at", "bigint")
+        .execute();
+      await db.schema.createIndex("token_exchanges_at").on("token_exchanges").column("at").execute();
+      await db.schema
+        .createIndex("token_exchanges_subject")
+        .on("token_exchanges")
+        .columns(["issuer", "subject"])
+        .execute();
+    },
+  },
+  "0004_signings": {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable("signings")
+        .addColumn("id", "varchar(36)", (c) => c.primaryKey())
+        .addColumn("at", "bigint", (c) => c.notNull())
+        .addColumn("request_id", "varchar(128)", (c) => c.notNull())
+        .addColumn("issuer", "varchar(512)", (c) => c.notNull())
+        .addColumn("subject", "varchar(512)", (c) => c.notNull())
+        .addColumn("token_sha256", "char(64)", (c) => c.notNull())
+        .addColumn("app", "varchar(128)", (c) => c.notNull())
+        .addColumn("repository", "varchar(512)", (c) => c.notNull())
+        .addColumn("digest", "varchar(200)", (c) => c.notNull())
+        .addColumn("kind", "varchar(256)", (c) => c.notNull())
+        .addColumn("format", "varchar(32)", (c) => c.notNull())
+        .addColumn("status", "varchar(16)", (c) => c.notNull())
+        .addColumn("key_id", "char(64)", (c) => c.notNull())
+        .addColumn("location", "varchar(512)", (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex("signings_digest")
+        .on("signings")
+        .columns(["repository", "digest"])
+        .execute();
+    },
+  },
 };
 
 /** Serves {@link MIGRATIONS} to kysely's Migrator. */

@@ -5,7 +5,7 @@ import { Writable } from "node:stream";
 import { stringify } from "yaml";
 import { createLogger } from "../../src/common/logger.ts";
 import { parseConfigText } from "../../src/config/load.ts";
-import { type RunningFerry, startFerry } from "../../src/server.ts";
+import { type RunningFerry, type StartOptions, startFerry } from "../../src/server.ts";
 
 /** A Ferry started in-process for a test, with its log lines captured. */
 export interface TestFerry extends RunningFerry {
@@ -18,9 +18,13 @@ export interface TestFerry extends RunningFerry {
 
 /**
  * Starts Ferry on a free loopback port with a fresh SQLite store and signing key in a temp dir.
- * `overrides` are merged over that minimal config (as YAML values, before validation).
+ * `overrides` are merged over that minimal config (as YAML values, before validation); `options` go
+ * to `startFerry` (e.g. Ferry's AWS credentials for tests against the STS fake).
  */
-export async function startTestFerry(overrides: Record<string, unknown> = {}): Promise<TestFerry> {
+export async function startTestFerry(
+  overrides: Record<string, unknown> = {},
+  options: Omit<StartOptions, "logger"> = {},
+): Promise<TestFerry> {
   const dir = mkdtempSync(path.join(tmpdir(), "ferry-test-"));
   const config = {
     dev: true,
@@ -41,7 +45,7 @@ export async function startTestFerry(overrides: Record<string, unknown> = {}): P
     },
   });
   const logger = createLogger(loaded.config.log.level, sink);
-  const ferry = await startFerry(loaded, { logger });
+  const ferry = await startFerry(loaded, { ...options, logger });
   const logText = () => chunks.join("");
   return {
     ...ferry,
