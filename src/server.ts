@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Router } from "express";
+
 import { createLogger, type Logger } from "./common/logger.ts";
 import type { LoadedConfig } from "./config/load.ts";
 import {
@@ -12,13 +12,18 @@ import {
 import { createApp } from "./http/app.ts";
 import { createApiAuthGuard, createAuthMiddleware } from "./http/auth.ts";
 import { createHttpMetrics } from "./http/metrics.ts";
+import { createSignatureRouter } from "./http/signature-routes.ts";
 import { createTokenRouter, tokenErrorHandler } from "./http/token-routes.ts";
 import { createVerificationRouter } from "./http/verification-routes.ts";
 import { createWellKnownRouter } from "./http/well-known-routes.ts";
 import { createRegistryClient } from "./registry/client.ts";
 import { loadSigningKey, type SigningKey } from "./signing/keys.ts";
+import { storeSigningRecords } from "./signing/records.ts";
+import { leaseLock, SigningService } from "./signing/service.ts";
+import { keySigner } from "./signing/signer.ts";
 import { openStore, type Store } from "./store/store.ts";
 import { createVerificationService } from "./verify/create.ts";
+import type { VerificationService } from "./verify/service.ts";
 
 /** A running Ferry service. */
 export interface RunningFerry {
@@ -61,31 +66,42 @@ export async function startFerry(loaded: LoadedConfig, options: StartOptions = {
     logger.warn({ keyId: signingKey.id, file: config.keys.signing }, "dev mode: generated a new signing key");
   const store = await openStore(config.store);
   const metrics = createHttpMetrics();
-  const identity = await createIdentityServices({
-    ...options.identity,
-    config,
-    publicUrl: config.server.publicUrl,
-    baseDir: loaded.baseDir,
-    store,
-    signingKey,
-    logger,
-    metrics: metrics.registry,
-  }).catch(async (err) => {
-    await store.close();
-    throw err;
-  });
-  for (const warning of identity.warnings) logger.warn(warning, "risky trust policy");
-  const registryClient = createRegistryClient(config);
-  let verification: ReturnType<typeof createVerificationService>;
+  let identity: IdentityServices;
+  let verification: VerificationService;
+  let signing: SigningService;
   try {
+    identity = await createIdentityServices({
+      ...options.identity,
+      config,
+      publicUrl: config.server.publicUrl,
+      store,
+      signingKey,
+      logger,
+      metrics: metrics.registry,
+    });
+    const registryClient = createRegistryClient(config);
     verification = createVerificationService(config, {
       ferryKey: signingKey.publicKey,
       readerFor: (ref) => registryClient.repository(ref),
+    });
+    signing = new SigningService({
+      apps: config.apps,
+      appPolicies: identity.policies.apps,
+      writerFor: (ref) => registryClient.repository(ref),
+      signer: keySigner(signingKey),
+      records: storeSigningRecords(store.db),
+      lock: leaseLock(store.leases),
+      logger,
+      maxPredicateBytes: config.signing.maxPredicateBytes,
+      maxAttestations: config.signing.maxAttestations,
+      annotate: config.signing.annotate,
+      now: () => new Date(),
     });
   } catch (err) {
     await store.close();
     throw err;
   }
+  for (const warning of identity.warnings) logger.warn(warning, "risky trust policy");
 
   let shuttingDown = false;
   const app = createApp({
@@ -101,9 +117,10 @@ export async function startFerry(loaded: LoadedConfig, options: StartOptions = {
       createTokenRouter(identity.exchange),
       // Body-parser failures under /v1/token happen before any router and must still answer in
       // RFC 6749 form; an arity-4 function mounted with app.use is an error handler, so it goes here.
-      tokenErrorHandler as unknown as Router,
+      tokenErrorHandler,
       createApiAuthGuard(createAuthMiddleware({ verifier: identity.apiVerifier, replay: identity.replay })),
       createVerificationRouter(verification),
+      createSignatureRouter(signing),
     ],
   });
 

@@ -1,7 +1,7 @@
 import { Command, CommanderError } from "commander";
 import { ConfigError, loadConfigFile } from "../config/load.ts";
 import { startFerry } from "../server.ts";
-import { generateSigningKeyPem, KeyError, writeSigningKey } from "../signing/keys.ts";
+import { generateSigningKeyPem, KeyError, loadSigningKey, writeSigningKey } from "../signing/keys.ts";
 import { registerCopy } from "./copy.ts";
 import { registerPolicy } from "./policy.ts";
 import { Denied, registerVerify } from "./verify.ts";
@@ -89,6 +89,15 @@ export function buildProgram(io: CliIo): Command {
       }
       const key = writeSigningKey(opts.out, { force: opts.force ?? false });
       io.out(`wrote ${opts.out} (key id sha256:${key.id})\n${key.publicKeyPem}`);
+    });
+  keys
+    .command("export")
+    .description("print Ferry's public signing key as PEM (for `cosign verify --key`)")
+    .option("-c, --config <file>", "path of ferry.yaml (default: $FERRY_CONFIG or ./ferry.yaml)")
+    .action((opts: { config?: string }) => {
+      const loaded = loadConfigFile(opts.config ?? defaultConfigPath(io.env), io.env);
+      // Never generates: exporting a key that does not exist yet is an error even in dev mode.
+      io.out(loadSigningKey(loaded.config.keys.signing, false).key.publicKeyPem);
     });
 
   registerCopy(program, io);

@@ -30,7 +30,7 @@ export interface LoadedConfig {
 
 /**
  * Reads, substitutes and validates a config file. Relative paths (store.sqlite, keys.signing,
- * trust.trustedRoot, trust.authorities[].key) are resolved against the file's folder.
+ * keys.previous, trust.trustedRoot, trust.authorities[].key) are resolved against the file's folder.
  * Throws {@link ConfigError} listing every problem.
  */
 export function loadConfigFile(
@@ -124,7 +124,7 @@ function resolvePaths(config: FerryConfig, baseDir: string): FerryConfig {
   return {
     ...config,
     store,
-    keys: { ...config.keys, signing: abs(config.keys.signing) },
+    keys: { ...config.keys, signing: abs(config.keys.signing), previous: config.keys.previous.map(abs) },
     trust: {
       ...config.trust,
       ...(trustedRoot === undefined ? {} : { trustedRoot }),

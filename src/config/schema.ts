@@ -459,6 +459,25 @@ export const configSchema = z
       .meta(d("OIDC issuers whose tokens Ferry accepts (exact `iss` match).")),
     registries,
     registryClient,
+    signing: z
+      .strictObject({
+        annotate: z
+          .boolean()
+          .default(true)
+          .meta(
+            d(
+              "Name the requesting pipeline (issuer, subject, repository, commit, run) in the optional annotations of the signatures Ferry makes.",
+            ),
+          ),
+        maxAttestations: positiveInt
+          .default(8)
+          .meta(d("Most attestations one `POST /v1/signatures` may ask for.")),
+        maxPredicateBytes: positiveInt
+          .default(524_288)
+          .meta(d("Largest predicate (its JSON) Ferry attests, in bytes; keep it below `server.bodyLimit`.")),
+      })
+      .prefault({})
+      .meta(d("Signing for pipelines (`POST /v1/signatures`) with Ferry's key.")),
     trust: z
       .strictObject({
         trustedRoot: z

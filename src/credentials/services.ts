@@ -1,5 +1,4 @@
 import { readFileSync } from "node:fs";
-import path from "node:path";
 import type { STSClientConfig } from "@aws-sdk/client-sts";
 import { Counter, type Registry } from "prom-client";
 import type { Logger } from "../common/logger.ts";
@@ -28,8 +27,6 @@ export interface IdentityServiceDeps {
   };
   /** `server.publicUrl`: Ferry's issuer URL and the audience of Ferry-minted tokens for its own API. */
   publicUrl: string;
-  /** The folder of ferry.yaml, for relative `keys.previous` paths. */
-  baseDir: string;
   store: Store;
   signingKey: SigningKey;
   logger: Logger;
@@ -62,9 +59,8 @@ const FERRY_LEEWAY_MS = 60_000;
 export async function createIdentityServices(deps: IdentityServiceDeps): Promise<IdentityServices> {
   const { config } = deps;
   const previous = config.keys.previous.map((file) => {
-    // load.ts resolves the paths it knows; a relative `keys.previous` entry resolves here, the same way.
-    const resolved = path.resolve(deps.baseDir, file);
-    return { pem: readFileSync(resolved, "utf8"), source: `keys.previous (${resolved})` };
+    // Paths are already absolute: load.ts resolves them against the config file's folder.
+    return { pem: readFileSync(file, "utf8"), source: `keys.previous (${file})` };
   });
   const keys = await createFerryKeySet(deps.signingKey, previous);
   const policies = compileTrustPolicies(config);

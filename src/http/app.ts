@@ -1,4 +1,4 @@
-import express, { type Express, type Router } from "express";
+import express, { type ErrorRequestHandler, type Express, type Router } from "express";
 import helmet from "helmet";
 import { pinoHttp } from "pino-http";
 import { FerryError } from "../common/errors.ts";
@@ -20,8 +20,12 @@ export interface AppDeps {
   readiness: () => Promise<void>;
   /** True once shutdown has begun: readiness fails so load balancers stop sending traffic. */
   isShuttingDown: () => boolean;
-  /** Feature routers mounted under `/` (each owns its own paths). */
-  routers?: Router[];
+  /**
+   * Feature routers mounted under `/` in order (each owns its own paths). An error handler in the
+   * list handles errors raised before it, such as body-parser failures on its paths (the token
+   * endpoint answers those in RFC 6749 form, not as problems).
+   */
+  routers?: (Router | ErrorRequestHandler)[];
 }
 
 const READINESS_TIMEOUT_MS = 2_000;

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { createPrivateKey } from "node:crypto";
+import { createPrivateKey, createPublicKey } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -173,5 +173,26 @@ describe("ferry serve", () => {
     expect(run.stdout).toMatch(/"msg":"ferry stopped"/);
     expect(run.stdout).toMatch(/dev mode: generated a new signing key/);
     expect(existsSync(path.join(dir, "data", "signing.pem"))).toBe(true);
+  });
+});
+
+describe("ferry keys export", () => {
+  it("prints the configured key's public half, and refuses when the key does not exist", async () => {
+    const dir = tempDir();
+    const keyFile = path.join(dir, "signing.pem");
+    expect((await ferry(["keys", "generate", "--out", keyFile])).code).toBe(0);
+    const file = path.join(dir, "ferry.yaml");
+    writeFileSync(file, "dev: true\nstore: { sqlite: ./x.db }\nkeys: { signing: ./signing.pem }\n");
+    const run = await ferry(["keys", "export", "--config", file]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^-----BEGIN PUBLIC KEY-----\n[\s\S]+-----END PUBLIC KEY-----\n$/);
+    expect(createPublicKey(run.stdout).export({ format: "jwk" })).toEqual(
+      createPublicKey(createPrivateKey(readFileSync(keyFile, "utf8"))).export({ format: "jwk" }),
+    );
+    writeFileSync(file, "dev: true\nstore: { sqlite: ./x.db }\nkeys: { signing: ./missing.pem }\n");
+    const missing = await ferry(["keys", "export", "--config", file]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/missing\.pem does not exist/);
+    expect(existsSync(path.join(dir, "missing.pem"))).toBe(false);
   });
 });

@@ -57,7 +57,6 @@ beforeAll(async () => {
   identity = await createIdentityServices({
     config,
     publicUrl: PUBLIC_URL,
-    baseDir: "/tmp",
     store,
     signingKey: parseSigningKey(generateSigningKeyPem(), "test"),
     logger,
