@@ -2,6 +2,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RegistryClient } from "../../src/registry/client.ts";
+import { copyArtifact } from "../../src/registry/copy.ts";
 import { githubClaims } from "../identity/fixtures.ts";
 import { sign as cosignSign, verify as cosignVerify, generateKeyPair, runCosign } from "../support/cosign.ts";
 import { startTestFerry, type TestFerry } from "../support/ferry.ts";
@@ -89,11 +91,16 @@ beforeAll(async () => {
     trust: { authorities: [{ name: "ferry", key: "ferry" }] },
     environments: [
       { name: "staging", require: { signature: authority, sbom: authority, provenance: authority } },
+      {
+        name: "production",
+        after: "staging",
+        require: { signature: authority, sbom: authority, provenance: authority },
+      },
     ],
     apps: [
       {
         name: "web",
-        images: { staging: repo },
+        images: { staging: repo, production: `${registry.host}/prod/web` },
         pipelines: [{ issuer: "github", claims: { repository_id: "74" } }],
       },
       {
@@ -231,6 +238,27 @@ describe("POST /v1/signatures", () => {
     expect(rows[0]!.token_sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(JSON.stringify(rows)).not.toContain(bearer);
     expect(ferry.logText()).not.toContain(bearer);
+  });
+});
+
+describe("after a copy to production", () => {
+  it("the same digest carries Ferry's signatures: cosign and Ferry's own verification pass there", async () => {
+    const client = new RegistryClient({ registries: [{ url: registry.url }] });
+    const source = client.repository({ registry: registry.host, repository: "staging/web" });
+    const destination = client.repository({ registry: registry.host, repository: "prod/web" });
+    const copied = await copyArtifact(source, digest, destination);
+    expect(copied.digest).toBe(digest);
+    const promoted = `${registry.host}/prod/web@${digest}`;
+    expect((await cosignVerify(promoted, ferryPub)).code).toBe(0);
+    const res = await fetch(`${ferry.url}/v1/verifications`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${await token()}` },
+      body: JSON.stringify({ image: promoted, environment: "production" }),
+    });
+    const report = (await res.json()) as { allowed: boolean; checks: { passed: boolean }[] };
+    expect(res.status, JSON.stringify(report)).toBe(200);
+    expect(report.checks.filter((c) => !c.passed)).toEqual([]);
+    expect(report.allowed).toBe(true);
   });
 });
 
