@@ -1,6 +1,7 @@
+import { isFerryError } from "../common/errors.ts";
 import { isDigest, sha256, verifyBytes } from "./digest.ts";
 import { parseManifest } from "./manifest.ts";
-import type { FetchedManifest } from "./ports.ts";
+import type { ArtifactReader, FetchedManifest } from "./ports.ts";
 
 /**
  * Checks and parses manifest bytes read for `reference`. Read by digest, the bytes must hash to it;
@@ -26,4 +27,20 @@ export function verifiedManifest(
   }
   const manifest = parseManifest(bytes, contentType, where);
   return { descriptor: { mediaType: manifest.mediaType, digest, size: bytes.byteLength }, bytes, manifest };
+}
+
+/**
+ * `reader.fetchManifest(reference)`, but undefined when the manifest is absent (`not_found`): what
+ * {@link ArtifactReader.findManifest} means for every reader. Any other failure is rethrown.
+ */
+export async function fetchManifestIfPresent(
+  reader: Pick<ArtifactReader, "fetchManifest">,
+  reference: string,
+): Promise<FetchedManifest | undefined> {
+  try {
+    return await reader.fetchManifest(reference);
+  } catch (err) {
+    if (isFerryError(err, "not_found")) return undefined;
+    throw err;
+  }
 }

@@ -3,9 +3,9 @@ import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Readable, Writable } from "node:stream";
-import { FerryError, isFerryError } from "../common/errors.ts";
+import { FerryError } from "../common/errors.ts";
 import { assertDigest, isDigest, sha256 } from "./digest.ts";
-import { verifiedManifest } from "./fetched.ts";
+import { fetchManifestIfPresent, verifiedManifest } from "./fetched.ts";
 import { KeyedMutex } from "./locks.ts";
 import { type Descriptor, type ImageIndex, indexSchema, MAX_MANIFEST_BYTES } from "./manifest.ts";
 import { MediaType, REF_NAME_ANNOTATION } from "./media-types.ts";
@@ -128,13 +128,8 @@ export class OciLayout implements ArtifactWriter {
     return verifiedManifest(bytes, entry?.mediaType, digest, undefined, where);
   }
 
-  async findManifest(reference: string): Promise<FetchedManifest | undefined> {
-    try {
-      return await this.fetchManifest(reference);
-    } catch (err) {
-      if (isFerryError(err, "not_found")) return undefined;
-      throw err;
-    }
+  findManifest(reference: string): Promise<FetchedManifest | undefined> {
+    return fetchManifestIfPresent(this, reference);
   }
 
   async hasManifest(digest: string): Promise<boolean> {

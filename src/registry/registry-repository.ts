@@ -1,8 +1,8 @@
 import { z } from "zod";
-import { FerryError, isFerryError } from "../common/errors.ts";
+import { FerryError } from "../common/errors.ts";
 import { repositoryScope } from "./auth.ts";
 import { assertDigest, sha256, verifyBytes } from "./digest.ts";
-import { verifiedManifest } from "./fetched.ts";
+import { fetchManifestIfPresent, verifiedManifest } from "./fetched.ts";
 import type { HttpResponse } from "./http.ts";
 import { type Descriptor, indexSchema, MAX_MANIFEST_BYTES } from "./manifest.ts";
 import { bareMediaType, MANIFEST_ACCEPT, MediaType } from "./media-types.ts";
@@ -83,13 +83,8 @@ export class RegistryRepository implements ArtifactWriter {
     );
   }
 
-  async findManifest(reference: string): Promise<FetchedManifest | undefined> {
-    try {
-      return await this.fetchManifest(reference);
-    } catch (err) {
-      if (isFerryError(err, "not_found")) return undefined;
-      throw err;
-    }
+  findManifest(reference: string): Promise<FetchedManifest | undefined> {
+    return fetchManifestIfPresent(this, reference);
   }
 
   async hasManifest(digest: string): Promise<boolean> {

@@ -101,20 +101,30 @@ function result(
   return { name, passed, reason, message, details: { candidates: judged.outcomes, ...extra } };
 }
 
-/** Signatures: at least `count` of the named authorities signed this digest. */
-export function signatureCheck(assessments: Assessment[], rule: SignatureRule, name = "signature"): Check {
-  const judged = judge(assessments, "signature", rule.authorities, () => undefined);
-  const need = rule.count;
-  const got = judged.accepted.size;
+/**
+ * Evidence that could not be read fails its check closed, whatever else was accepted: what it
+ * would have said is unknown.
+ */
+function failClosed(name: string, judged: Judged, evidence: "signature" | "attestation"): Check | undefined {
   if (judged.unreadable > 0) {
     return result(
       name,
       false,
       "unreadable_evidence",
-      `${judged.unreadable} signature(s) could not be read; failing closed`,
+      `${judged.unreadable} ${evidence}(s) could not be read; failing closed`,
       judged,
     );
   }
+  return undefined;
+}
+
+/** Signatures: at least `count` of the named authorities signed this digest. */
+export function signatureCheck(assessments: Assessment[], rule: SignatureRule, name = "signature"): Check {
+  const judged = judge(assessments, "signature", rule.authorities, () => undefined);
+  const need = rule.count;
+  const got = judged.accepted.size;
+  const closed = failClosed(name, judged, "signature");
+  if (closed) return closed;
   if (got >= need)
     return result(name, true, "verified", `signed by ${[...judged.accepted].join(", ")}`, judged);
   if (judged.relevant === 0)
@@ -157,15 +167,8 @@ function attestationCheck(
   qualify: Qualify,
 ): Check {
   const judged = judge(assessments, "attestation", authorities, qualify);
-  if (judged.unreadable > 0) {
-    return result(
-      name,
-      false,
-      "unreadable_evidence",
-      `${judged.unreadable} attestation(s) could not be read; failing closed`,
-      judged,
-    );
-  }
+  const closed = failClosed(name, judged, "attestation");
+  if (closed) return closed;
   if (judged.accepted.size > 0)
     return result(
       name,

@@ -1,51 +1,17 @@
-import { type ChildProcess, spawn } from "node:child_process";
 import { createPrivateKey, createPublicKey } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-
-const MAIN = new URL("../../src/cli/main.ts", import.meta.url).pathname;
-
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-function ferry(
-  args: string[],
-  options: { env?: Record<string, string>; onStart?: (child: ChildProcess) => void } = {},
-): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], {
-      env: { PATH: process.env.PATH ?? "", ...options.env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => {
-      stdout += d;
-    });
-    child.stderr.on("data", (d) => {
-      stderr += d;
-    });
-    child.on("error", reject);
-    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
-    options.onStart?.(child);
-  });
-}
+import { NO_STACK, runFerry } from "../support/cli.ts";
 
 function tempDir(): string {
   return mkdtempSync(path.join(tmpdir(), "ferry-cli-"));
 }
 
-const NO_STACK = /^\s+at .+:\d+:\d+\)?$/m;
-
 describe("ferry config check", () => {
   it("exits 0 on a valid file", async () => {
-    const run = await ferry([
+    const run = await runFerry([
       "config",
       "check",
       new URL("../../examples/ferry.dev.yaml", import.meta.url).pathname,
@@ -70,7 +36,7 @@ describe("ferry config check", () => {
         'registries: [{ url: "${REG_URL}" }]',
       ].join("\n"),
     );
-    const run = await ferry(["config", "check", file]);
+    const run = await runFerry(["config", "check", file]);
     expect(run.code).toBe(2);
     expect(run.stdout).toBe("");
     expect(run.stderr).toContain(`invalid config ${file}`);
@@ -83,13 +49,13 @@ describe("ferry config check", () => {
   });
 
   it("exits 2 on a missing file and on unknown commands", async () => {
-    const missing = await ferry(["config", "check", "/nonexistent/ferry.yaml"]);
+    const missing = await runFerry(["config", "check", "/nonexistent/ferry.yaml"]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/file not found/);
-    const unknown = await ferry(["frobnicate"]);
+    const unknown = await runFerry(["frobnicate"]);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/unknown command 'frobnicate'/);
-    const help = await ferry(["--help"]);
+    const help = await runFerry(["--help"]);
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/serve/);
   });
@@ -98,7 +64,7 @@ describe("ferry config check", () => {
 describe("ferry keys generate", () => {
   it("writes an ECDSA P-256 PKCS#8 PEM with mode 0600 and refuses to overwrite without --force", async () => {
     const file = path.join(tempDir(), "keys", "signing.pem");
-    const run = await ferry(["keys", "generate", "--out", file]);
+    const run = await runFerry(["keys", "generate", "--out", file]);
     expect(run.code).toBe(0);
     const pem = readFileSync(file, "utf8");
     expect(pem).toMatch(/^-----BEGIN PRIVATE KEY-----\n/);
@@ -110,16 +76,16 @@ describe("ferry keys generate", () => {
     expect(run.stdout).toContain("BEGIN PUBLIC KEY");
     expect(run.stdout).not.toContain("PRIVATE KEY");
 
-    const again = await ferry(["keys", "generate", "--out", file]);
+    const again = await runFerry(["keys", "generate", "--out", file]);
     expect(again.code).toBe(2);
     expect(again.stderr).toMatch(/already exists; pass --force/);
     expect(readFileSync(file, "utf8")).toBe(pem);
-    expect((await ferry(["keys", "generate", "--out", file, "--force"])).code).toBe(0);
+    expect((await runFerry(["keys", "generate", "--out", file, "--force"])).code).toBe(0);
     expect(readFileSync(file, "utf8")).not.toBe(pem);
   });
 
   it("prints a key to stdout without --out", async () => {
-    const run = await ferry(["keys", "generate"]);
+    const run = await runFerry(["keys", "generate"]);
     expect(run.code).toBe(0);
     expect(createPrivateKey(run.stdout).asymmetricKeyDetails?.namedCurve).toBe("prime256v1");
   });
@@ -138,7 +104,7 @@ describe("ferry serve", () => {
 
   it("refuses to start without a signing key outside dev mode, saying how to make one", async () => {
     const { dir, file } = writeConfig(false);
-    const run = await ferry(["serve", "--config", file]);
+    const run = await runFerry(["serve", "--config", file]);
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(
       /keys\.signing: .*signing\.pem does not exist; create it with `ferry keys generate --out/,
@@ -151,7 +117,7 @@ describe("ferry serve", () => {
     const { dir, file } = writeConfig(true);
     let url = "";
     let health = 0;
-    const run = await ferry(["serve", "--config", file], {
+    const run = await runFerry(["serve", "--config", file], {
       onStart: (child) => {
         let seen = "";
         child.stderr?.on("data", async (d) => {
@@ -180,17 +146,17 @@ describe("ferry keys export", () => {
   it("prints the configured key's public half, and refuses when the key does not exist", async () => {
     const dir = tempDir();
     const keyFile = path.join(dir, "signing.pem");
-    expect((await ferry(["keys", "generate", "--out", keyFile])).code).toBe(0);
+    expect((await runFerry(["keys", "generate", "--out", keyFile])).code).toBe(0);
     const file = path.join(dir, "ferry.yaml");
     writeFileSync(file, "dev: true\nstore: { sqlite: ./x.db }\nkeys: { signing: ./signing.pem }\n");
-    const run = await ferry(["keys", "export", "--config", file]);
+    const run = await runFerry(["keys", "export", "--config", file]);
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/^-----BEGIN PUBLIC KEY-----\n[\s\S]+-----END PUBLIC KEY-----\n$/);
     expect(createPublicKey(run.stdout).export({ format: "jwk" })).toEqual(
       createPublicKey(createPrivateKey(readFileSync(keyFile, "utf8"))).export({ format: "jwk" }),
     );
     writeFileSync(file, "dev: true\nstore: { sqlite: ./x.db }\nkeys: { signing: ./missing.pem }\n");
-    const missing = await ferry(["keys", "export", "--config", file]);
+    const missing = await runFerry(["keys", "export", "--config", file]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/missing\.pem does not exist/);
     expect(existsSync(path.join(dir, "missing.pem"))).toBe(false);

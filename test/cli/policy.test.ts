@@ -2,8 +2,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { runCli } from "../../src/cli/program.ts";
 import { githubClaims } from "../identity/fixtures.ts";
+import { runFerryInProcess } from "../support/cli.ts";
 
 const ISS = "https://token.actions.githubusercontent.com";
 
@@ -40,35 +40,16 @@ credentials:
   return { dir, config, claims };
 }
 
-async function ferry(args: string[]) {
-  let out = "";
-  let err = "";
-  const code = await runCli(args, {
-    out: (t) => {
-      out += t;
-    },
-    err: (t) => {
-      err += t;
-    },
-    env: {},
-  });
-  return { code, out, err };
+/** `ferry policy explain` of the claims in `claims` against `credential` in `config`. */
+function explain(config: string, claims: string, credential = "deploy-production"): string[] {
+  return ["policy", "explain", "--config", config, "--credential", credential, "--claims", claims];
 }
 
 describe("ferry policy explain", () => {
   it("prints the matching rule and exits 0 when allowed", async () => {
     const ws = workspace();
     const file = ws.claims("ok.json", githubClaims({ iss: ISS, aud: "https://ferry.example.com" }));
-    const run = await ferry([
-      "policy",
-      "explain",
-      "--config",
-      ws.config,
-      "--credential",
-      "deploy-production",
-      "--claims",
-      file,
-    ]);
+    const run = await runFerryInProcess(explain(ws.config, file));
     expect(run.code).toBe(0);
     expect(run.out).toContain(
       "credential deploy-production (ferry-jwt, environment production); claims from issuer github (github)",
@@ -85,16 +66,7 @@ describe("ferry policy explain", () => {
       "pr.json",
       githubClaims({ iss: ISS, aud: "x" }, { event_name: "pull_request", ref: "refs/pull/7/merge" }),
     );
-    const run = await ferry([
-      "policy",
-      "explain",
-      "--config",
-      ws.config,
-      "--credential",
-      "deploy-production",
-      "--claims",
-      file,
-    ]);
+    const run = await runFerryInProcess(explain(ws.config, file));
     expect(run.code).toBe(1);
     expect(run.out).toContain('  FAIL ref = "refs/pull/7/merge" does not match "refs/heads/main"');
     expect(run.out).toContain(
@@ -109,29 +81,11 @@ describe("ferry policy explain", () => {
   it("an unregistered issuer and claims of the wrong type are denials (1)", async () => {
     const ws = workspace();
     const stranger = ws.claims("s.json", githubClaims({ iss: `${ISS}/`, aud: "x" }));
-    const a = await ferry([
-      "policy",
-      "explain",
-      "--config",
-      ws.config,
-      "--credential",
-      "deploy-production",
-      "--claims",
-      stranger,
-    ]);
+    const a = await runFerryInProcess(explain(ws.config, stranger));
     expect(a.code).toBe(1);
     expect(a.out).toMatch(/is not a registered issuer/);
     const typed = ws.claims("t.json", githubClaims({ iss: ISS, aud: "x" }, { repository_id: 74 }));
-    const b = await ferry([
-      "policy",
-      "explain",
-      "--config",
-      ws.config,
-      "--credential",
-      "deploy-production",
-      "--claims",
-      typed,
-    ]);
+    const b = await runFerryInProcess(explain(ws.config, typed));
     expect(b.code).toBe(1);
     expect(b.out).toMatch(/not valid github claims: repository_id/);
   });
@@ -140,51 +94,15 @@ describe("ferry policy explain", () => {
     const ws = workspace();
     const ok = ws.claims("ok.json", githubClaims({ iss: ISS, aud: "x" }));
     const cases = [
-      ["policy", "explain", "--config", ws.config, "--credential", "nope", "--claims", ok],
-      [
-        "policy",
-        "explain",
-        "--config",
-        ws.config,
-        "--credential",
-        "deploy-production",
-        "--claims",
-        ws.claims("bad.json", "{"),
-      ],
-      [
-        "policy",
-        "explain",
-        "--config",
-        ws.config,
-        "--credential",
-        "deploy-production",
-        "--claims",
-        ws.claims("list.json", [1]),
-      ],
-      [
-        "policy",
-        "explain",
-        "--config",
-        ws.config,
-        "--credential",
-        "deploy-production",
-        "--claims",
-        path.join(ws.dir, "none.json"),
-      ],
-      [
-        "policy",
-        "explain",
-        "--config",
-        path.join(ws.dir, "missing.yaml"),
-        "--credential",
-        "x",
-        "--claims",
-        ok,
-      ],
+      explain(ws.config, ok, "nope"),
+      explain(ws.config, ws.claims("bad.json", "{")),
+      explain(ws.config, ws.claims("list.json", [1])),
+      explain(ws.config, path.join(ws.dir, "none.json")),
+      explain(path.join(ws.dir, "missing.yaml"), ok, "x"),
       ["policy", "explain", "--config", ws.config, "--claims", ok],
     ];
     for (const args of cases) {
-      const run = await ferry(args);
+      const run = await runFerryInProcess(args);
       expect(run.code, args.join(" ")).toBe(2);
       expect(run.err).not.toMatch(/^\s+at /m);
     }
@@ -194,7 +112,7 @@ describe("ferry policy explain", () => {
 describe("ferry policy lint", () => {
   it("lists the risky policies", async () => {
     const ws = workspace();
-    const run = await ferry(["policy", "lint", "--config", ws.config]);
+    const run = await runFerryInProcess(["policy", "lint", "--config", ws.config]);
     expect(run.code).toBe(0);
     expect(run.out).toMatch(/credentials\[0\]\.allow\[1\]: pins no immutable/);
     expect(run.out).toMatch(

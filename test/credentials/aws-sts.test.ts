@@ -11,9 +11,9 @@ import { AwsStsMinter } from "../../src/credentials/aws-sts.ts";
 import type { CredentialConfig } from "../../src/credentials/ports.ts";
 import type { Platform } from "../../src/identity/claims.ts";
 import { isIdentityError } from "../../src/identity/errors.ts";
-import type { KeySource } from "../../src/identity/jwks.ts";
 import type { VerifiedToken } from "../../src/identity/verifier.ts";
 import { githubClaims, gitlabClaims, kubernetesClaims } from "../identity/fixtures.ts";
+import { pipelineIssuer, verifiedToken } from "../support/identity.ts";
 import { type StsFake, startStsFake } from "../support/sts-fake.ts";
 
 const ROLE = "arn:aws:iam::123456789012:role/deploy";
@@ -21,27 +21,12 @@ const SHORT_ROLE = "arn:aws:iam::123456789012:role/short";
 const base = { iss: "https://token.actions.githubusercontent.com", aud: "https://ferry.example.com" };
 
 function verified(claims: Record<string, unknown>, platform: Platform): VerifiedToken {
-  return {
-    issuer: {
-      name: platform,
-      url: String(claims.iss),
-      audience: "x",
-      algorithms: ["RS256"],
-      leewayMs: 60_000,
-      requireJti: true,
-      kind: "pipeline",
-      platform,
-      keys: {} as KeySource,
-    },
+  return verifiedToken({
+    issuer: pipelineIssuer({ name: platform, url: String(claims.iss), audience: "x", platform }),
     subject: String(claims.sub),
     audience: ["x"],
     claims,
-    jti: "j",
-    issuedAt: 0,
-    expiresAt: 0,
-    sha256: "0".repeat(64),
-    replayKey: "0".repeat(64),
-  };
+  });
 }
 
 describe("STS names and tags", () => {

@@ -4,23 +4,14 @@ import { type ExchangeRecorder, MemoryExchangeRecorder } from "../../src/credent
 import { createTokenExchangeService, type ExchangeParams } from "../../src/credentials/exchange.ts";
 import type { CredentialConfig, CredentialMinter, MintRequest } from "../../src/credentials/ports.ts";
 import { RateLimiter } from "../../src/credentials/rate-limit.ts";
-import { IdentityError, isIdentityError } from "../../src/identity/errors.ts";
-import type { KeySource } from "../../src/identity/jwks.ts";
+import { IdentityError } from "../../src/identity/errors.ts";
 import { compilePolicy } from "../../src/identity/policy.ts";
 import { MemoryReplayGuard } from "../../src/identity/replay.ts";
-import type { TokenVerifier, TrustedIssuer, VerifiedToken } from "../../src/identity/verifier.ts";
+import type { TokenVerifier, VerifiedToken } from "../../src/identity/verifier.ts";
+import { pipelineIssuer, verifiedToken } from "../support/identity.ts";
+import { identityReasonOf } from "../support/outcomes.ts";
 
-const issuer: TrustedIssuer = {
-  name: "github",
-  url: "https://token.actions.githubusercontent.com",
-  audience: "ferry",
-  algorithms: ["RS256"],
-  leewayMs: 60_000,
-  requireJti: true,
-  kind: "pipeline",
-  platform: "github",
-  keys: {} as KeySource,
-};
+const issuer = pipelineIssuer();
 
 /** A verifier that accepts tokens named `good:<repository_id>` and refuses everything else. */
 function fakeVerifier(calls: string[]) {
@@ -29,17 +20,13 @@ function fakeVerifier(calls: string[]) {
       calls.push(token);
       const match = /^good:(\d+)(?::(.*))?$/.exec(token);
       if (!match) throw new IdentityError("signature_invalid", "bad signature");
-      return {
+      return verifiedToken({
         issuer,
-        subject: "repo:acme/web:ref:refs/heads/main",
-        audience: ["ferry"],
         claims: { repository_id: match[1] },
         jti: token,
-        issuedAt: 0,
-        expiresAt: 0,
         sha256: "1".repeat(64),
         replayKey: token,
-      };
+      });
     },
     issuerByUrl: () => issuer,
   } satisfies TokenVerifier;
@@ -102,15 +89,7 @@ const request = (over: Partial<ExchangeParams> = {}): ExchangeParams => ({
   ...over,
 });
 
-async function reasonOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-    return "granted";
-  } catch (err) {
-    if (isIdentityError(err)) return err.reason;
-    throw err;
-  }
-}
+const reasonOf = (promise: Promise<unknown>) => identityReasonOf(promise, "granted");
 
 describe("the token exchange service", () => {
   it("grants, consuming the token and recording the grant with the issued id", async () => {

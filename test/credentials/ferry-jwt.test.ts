@@ -5,33 +5,16 @@ import { FerryJwtMinter } from "../../src/credentials/ferry-jwt.ts";
 import { createFerryKeySet } from "../../src/credentials/keyset.ts";
 import type { CredentialConfig } from "../../src/credentials/ports.ts";
 import { isIdentityError } from "../../src/identity/errors.ts";
-import type { KeySource } from "../../src/identity/jwks.ts";
-import type { VerifiedToken } from "../../src/identity/verifier.ts";
 import { generateSigningKeyPem, parseSigningKey } from "../../src/signing/keys.ts";
+import { pipelineIssuer, verifiedToken } from "../support/identity.ts";
 
 const signing = () => parseSigningKey(generateSigningKeyPem(), "test");
 
-const pipelineToken: VerifiedToken = {
-  issuer: {
-    name: "github",
-    url: "https://token.actions.githubusercontent.com",
-    audience: "x",
-    algorithms: ["RS256"],
-    leewayMs: 60_000,
-    requireJti: true,
-    kind: "pipeline",
-    platform: "github",
-    keys: {} as KeySource,
-  },
+const pipelineToken = verifiedToken({
+  issuer: pipelineIssuer({ audience: "x" }),
   subject: "repo:acme/web:environment:production",
   audience: ["x"],
-  claims: {},
-  jti: "j",
-  issuedAt: 0,
-  expiresAt: 0,
-  sha256: "0".repeat(64),
-  replayKey: "0".repeat(64),
-};
+});
 
 const credential: CredentialConfig = {
   name: "deploy-production",

@@ -19,7 +19,7 @@ import { generateSigningKeyPem, parseSigningKey } from "../../src/signing/keys.t
 import { openStore, type Store } from "../../src/store/store.ts";
 import { githubClaims, humanClaims } from "../identity/fixtures.ts";
 import { startTestFerry } from "../support/ferry.ts";
-import { type OidcIssuer, startOidcIssuer } from "../support/oidc-issuer.ts";
+import { loopbackIssuerConfig, type OidcIssuer, startOidcIssuer } from "../support/oidc-issuer.ts";
 
 const PUBLIC_URL = "https://ferry.test";
 const AUD = "https://ferry.example.com";
@@ -38,15 +38,8 @@ beforeAll(async () => {
       store: { sqlite: ":memory:" },
       keys: { signing: "k.pem" },
       issuers: [
-        { name: "github", url: github.url, audience: AUD, allowInsecureHttp: true, platform: "github" },
-        {
-          name: "sso",
-          url: sso.url,
-          audience: "ferry",
-          allowInsecureHttp: true,
-          kind: "human",
-          groupsClaim: "groups",
-        },
+        loopbackIssuerConfig("github", github, AUD, { platform: "github" }),
+        loopbackIssuerConfig("sso", sso, "ferry", { kind: "human", groupsClaim: "groups" }),
       ],
     }),
     "/tmp/ferry.yaml",

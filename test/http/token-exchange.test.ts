@@ -9,7 +9,7 @@ import {
   kubernetesClaims,
 } from "../identity/fixtures.ts";
 import { startTestFerry, type TestFerry } from "../support/ferry.ts";
-import { b64json, type OidcIssuer, startOidcIssuer } from "../support/oidc-issuer.ts";
+import { b64json, loopbackIssuerConfig, type OidcIssuer, startOidcIssuer } from "../support/oidc-issuer.ts";
 import { type StsFake, startStsFake } from "../support/sts-fake.ts";
 
 const AUD = "https://ferry.example.com";
@@ -48,14 +48,8 @@ beforeAll(async () => {
     callers: { AKIAFERRYTEST0000001: "ferry-test-secret" },
     roles: { [ROLE]: { maxSessionDuration: 3600 }, [WEB_ROLE]: {} },
   });
-  const issuer = (name: string, i: OidcIssuer, extra: Record<string, unknown>) => ({
-    name,
-    url: i.url,
-    audience: AUD,
-    allowInsecureHttp: true,
-    rateLimit: { requests: 1000, per: "1m" },
-    ...extra,
-  });
+  const issuer = (name: string, i: OidcIssuer, extra: Record<string, unknown>) =>
+    loopbackIssuerConfig(name, i, AUD, { rateLimit: { requests: 1000, per: "1m" }, ...extra });
   const ghRule = {
     issuer: "github",
     claims: { repository_id: "74", ref: "refs/heads/main", runner_environment: "github-hosted" },

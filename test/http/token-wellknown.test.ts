@@ -3,7 +3,7 @@ import { createRemoteJWKSet, jwtVerify } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { githubClaims } from "../identity/fixtures.ts";
 import { startTestFerry, type TestFerry } from "../support/ferry.ts";
-import { type OidcIssuer, startOidcIssuer } from "../support/oidc-issuer.ts";
+import { loopbackIssuerConfig, type OidcIssuer, startOidcIssuer } from "../support/oidc-issuer.ts";
 
 const PUBLIC_URL = "https://ferry.test";
 const AUD = "https://ferry.example.com";
@@ -16,9 +16,7 @@ function config(keys: Record<string, unknown> = { signing: "./signing.pem" }) {
   return {
     server: { listen: "127.0.0.1:0", publicUrl: PUBLIC_URL },
     keys,
-    issuers: [
-      { name: "github", url: github.url, audience: AUD, allowInsecureHttp: true, platform: "github" },
-    ],
+    issuers: [loopbackIssuerConfig("github", github, AUD, { platform: "github" })],
     environments: [{ name: "staging" }],
     credentials: [
       {

@@ -1,9 +1,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { isIdentityError } from "../../src/identity/errors.ts";
 import { httpJsonFetcher, type JsonFetcher } from "../../src/identity/http-fetch.ts";
 import { JWKS_DEFAULTS, keyFits, RemoteJwks } from "../../src/identity/jwks.ts";
 import { fetchableUrlProblem, isLoopbackHostname } from "../../src/identity/url-policy.ts";
 import { type OidcIssuer, startOidcIssuer } from "../support/oidc-issuer.ts";
+import { identityReasonOf } from "../support/outcomes.ts";
 
 let issuer: OidcIssuer;
 
@@ -28,15 +28,7 @@ function manualClock(start = 1_700_000_000_000) {
   };
 }
 
-async function reasonOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (err) {
-    if (isIdentityError(err)) return err.reason;
-    throw err;
-  }
-  return "resolved";
-}
+const reasonOf = (promise: Promise<unknown>) => identityReasonOf(promise, "resolved");
 
 function jwksFor(clock = manualClock(), over: { jwksUri?: string; allowInsecureHttp?: boolean } = {}) {
   return new RemoteJwks(

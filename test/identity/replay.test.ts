@@ -1,56 +1,21 @@
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { isIdentityError } from "../../src/identity/errors.ts";
-import type { KeySource } from "../../src/identity/jwks.ts";
 import { StoreReplayGuard } from "../../src/identity/replay.ts";
-import type { TrustedIssuer, VerifiedToken } from "../../src/identity/verifier.ts";
-import { openStore, type StoreSpec } from "../../src/store/store.ts";
-import { startPostgres, type TestPostgres } from "../support/postgres.ts";
+import type { VerifiedToken } from "../../src/identity/verifier.ts";
+import { openStore } from "../../src/store/store.ts";
+import { verifiedToken } from "../support/identity.ts";
+import { storeEngines } from "../support/store.ts";
 
-let postgres: TestPostgres;
-let databases = 0;
-
-beforeAll(async () => {
-  postgres = await startPostgres();
-});
-afterAll(async () => {
-  await postgres?.stop();
-});
-
-const engines: [string, () => Promise<StoreSpec>][] = [
-  [
-    "sqlite",
-    async () => ({ sqlite: path.join(mkdtempSync(path.join(tmpdir(), "ferry-replay-")), "ferry.db") }),
-  ],
-  ["postgres", async () => ({ postgres: await postgres.createDatabase(`ferry_replay_${++databases}`) })],
-];
-
-const issuer: TrustedIssuer = {
-  name: "github",
-  url: "https://token.actions.githubusercontent.com",
-  audience: "ferry",
-  algorithms: ["RS256"],
-  leewayMs: 60_000,
-  requireJti: true,
-  kind: "pipeline",
-  platform: "github",
-  keys: {} as KeySource,
-};
+const engines = storeEngines("replay");
 
 function token(id: string, expiresAt: number): VerifiedToken {
-  return {
-    issuer,
-    subject: "repo:acme/web:ref:refs/heads/main",
-    audience: ["ferry"],
-    claims: {},
+  return verifiedToken({
     jti: id,
     issuedAt: expiresAt - 300,
     expiresAt,
     sha256: id.padEnd(64, "0"),
     replayKey: id.padEnd(64, "0"),
-  };
+  });
 }
 
 async function consumed(guard: StoreReplayGuard, t: VerifiedToken): Promise<boolean> {

@@ -7,7 +7,8 @@ import { registeredIssuers } from "../../src/identity/issuers.ts";
 import { decodeJwt, MAX_TOKEN_BYTES } from "../../src/identity/jwt.ts";
 import { principalFromToken } from "../../src/identity/principal.ts";
 import { createTokenVerifier } from "../../src/identity/verifier.ts";
-import { type OidcIssuer, startOidcIssuer } from "../support/oidc-issuer.ts";
+import { loopbackIssuerConfig, type OidcIssuer, startOidcIssuer } from "../support/oidc-issuer.ts";
+import { identityReasonOf } from "../support/outcomes.ts";
 import { githubClaims, humanClaims, kubernetesClaims } from "./fixtures.ts";
 
 const AUD = "https://ferry.example.com";
@@ -34,31 +35,13 @@ function verifierAt(seconds: number, issuerOverrides: Record<string, unknown> = 
     store: { sqlite: ":memory:" },
     keys: { signing: "k.pem" },
     issuers: [
-      {
-        name: "github",
-        url: github.url,
-        audience: AUD,
-        allowInsecureHttp: true,
+      loopbackIssuerConfig("github", github, AUD, {
         platform: "github",
         maxTokenAge: "10m",
         ...issuerOverrides,
-      },
-      {
-        name: "sso",
-        url: sso.url,
-        audience: "ferry",
-        allowInsecureHttp: true,
-        kind: "human",
-        groupsClaim: "groups",
-      },
-      {
-        name: "k8s",
-        url: k8s.url,
-        audience: AUD,
-        allowInsecureHttp: true,
-        algorithms: ["ES256"],
-        platform: "kubernetes",
-      },
+      }),
+      loopbackIssuerConfig("sso", sso, "ferry", { kind: "human", groupsClaim: "groups" }),
+      loopbackIssuerConfig("k8s", k8s, AUD, { algorithms: ["ES256"], platform: "kubernetes" }),
     ],
   });
   fetches = [];
@@ -73,15 +56,7 @@ function verifierAt(seconds: number, issuerOverrides: Record<string, unknown> = 
   });
 }
 
-async function reasonOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (err) {
-    if (isIdentityError(err)) return err.reason;
-    throw err;
-  }
-  return "verified";
-}
+const reasonOf = (promise: Promise<unknown>) => identityReasonOf(promise, "verified");
 
 const gh = (over: Record<string, unknown> = {}) => githubClaims({ iss: github.url, aud: AUD, now: T0 }, over);
 

@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -6,30 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { RegistryClient } from "../../src/registry/client.ts";
 import { OciLayout } from "../../src/registry/layout.ts";
+import { NO_STACK, runFerry } from "../support/cli.ts";
 import { buildImageLayout, pushImage } from "../support/images.ts";
 import { startRegistry, type TestRegistry } from "../support/registry.ts";
-
-const MAIN = new URL("../../src/cli/main.ts", import.meta.url).pathname;
-const NO_STACK = /^\s+at .+:\d+:\d+\)?$/m;
-
-function ferry(args: string[], env: Record<string, string> = {}) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], {
-      env: { PATH: process.env.PATH ?? "", ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => {
-      stdout += d;
-    });
-    child.stderr.on("data", (d) => {
-      stderr += d;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 let work: string;
 let reg: TestRegistry;
@@ -59,9 +37,9 @@ afterAll(async () => {
 describe("ferry copy", () => {
   it("copies by digest between repositories and into an OCI layout, exit 0", async () => {
     const env = { REG_PASS: reg.password! };
-    const toRepo = await ferry(
+    const toRepo = await runFerry(
       ["copy", `${reg.host}/cli/app@${digest}`, `${reg.host}/cli/prod`, "--config", config],
-      env,
+      { env },
     );
     expect(toRepo.stderr).toMatch(/blob sha256:.{12}… .* mounted/);
     expect(toRepo.code, toRepo.stderr).toBe(0);
@@ -74,16 +52,16 @@ describe("ferry copy", () => {
     );
 
     const dir = join(work, "layout");
-    const toLayout = await ferry(
+    const toLayout = await runFerry(
       ["copy", "-q", `${reg.host}/cli/app@${digest}`, `oci-layout:${dir}`, "-c", config],
-      env,
+      { env },
     );
     expect(toLayout.code, toLayout.stderr).toBe(0);
     expect(toLayout.stderr).toBe("");
     expect(await (await OciLayout.open(dir)).hasManifest(digest)).toBe(true);
 
     // Between two layouts no config is needed.
-    const between = await ferry([
+    const between = await runFerry([
       "copy",
       `oci-layout:${dir}@${digest}`,
       `oci-layout:${join(work, "layout2")}`,
@@ -92,18 +70,21 @@ describe("ferry copy", () => {
   });
 
   it("refuses a tag with exit 2 and says how to find the digest", async () => {
-    const run = await ferry(["copy", `${reg.host}/cli/app:v1`, `${reg.host}/cli/prod`, "--config", config], {
-      REG_PASS: reg.password!,
-    });
+    const run = await runFerry(
+      ["copy", `${reg.host}/cli/app:v1`, `${reg.host}/cli/prod`, "--config", config],
+      {
+        env: { REG_PASS: reg.password! },
+      },
+    );
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/crane digest .*skopeo inspect/);
     expect(run.stderr).not.toMatch(NO_STACK);
   });
 
   it("refuses an unlisted registry with exit 2, without contacting it", async () => {
-    const run = await ferry(
+    const run = await runFerry(
       ["copy", `registry.example.com/app@${digest}`, `${reg.host}/cli/prod`, "--config", config],
-      { REG_PASS: reg.password! },
+      { env: { REG_PASS: reg.password! } },
     );
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/not listed in the config's `registries`/);
@@ -111,11 +92,9 @@ describe("ferry copy", () => {
   });
 
   it("reports a wrong password with exit 2 and never prints it", async () => {
-    const run = await ferry(
+    const run = await runFerry(
       ["copy", `${reg.host}/cli/app@${digest}`, `${reg.host}/cli/prod`, "--config", config],
-      {
-        REG_PASS: "not-the-password-4711",
-      },
+      { env: { REG_PASS: "not-the-password-4711" } },
     );
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/HTTP 401/);

@@ -2,25 +2,16 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FerryError } from "../../src/common/errors.ts";
 import { RegistryClient } from "../../src/registry/client.ts";
 import { findLegacyAttachments } from "../../src/registry/cosign-tags.ts";
 import { MediaType } from "../../src/registry/media-types.ts";
 import { buildImageLayout, pushImage } from "../support/images.ts";
+import { codeOf } from "../support/outcomes.ts";
 import { type RegistryAuth, startRegistry, type TestRegistry } from "../support/registry.ts";
 import { BUNDLE_PREDICATE_TYPE, pushSignedImage } from "../support/signed-image.ts";
 
 const FAST_RETRY = { baseDelayMs: 5, maxDelayMs: 20 };
 const modes: RegistryAuth[] = ["none", "htpasswd", "token"];
-
-async function codeOf(promise: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await promise;
-  } catch (err) {
-    return err instanceof FerryError ? err.code : `not a FerryError: ${String(err)}`;
-  }
-  return undefined;
-}
 
 /** The config entry a test registry needs (its token server listed as a realm). */
 function settingsFor(reg: TestRegistry, password = reg.password) {

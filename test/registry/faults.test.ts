@@ -2,7 +2,6 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { FerryError } from "../../src/common/errors.ts";
 import { RegistryClient } from "../../src/registry/client.ts";
 import { copyArtifact } from "../../src/registry/copy.ts";
 import type { Descriptor } from "../../src/registry/manifest.ts";
@@ -13,16 +12,8 @@ import {
   startStubServer,
 } from "../support/fault-proxy.ts";
 import { buildImageLayout, pushImage } from "../support/images.ts";
+import { codeOf } from "../support/outcomes.ts";
 import { registryFetch, startRegistry, type TestRegistry } from "../support/registry.ts";
-
-async function codeOf(promise: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await promise;
-  } catch (err) {
-    return err instanceof FerryError ? err.code : `not a FerryError: ${String(err)}`;
-  }
-  return undefined;
-}
 
 let work: string;
 let reg: TestRegistry;

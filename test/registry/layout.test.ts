@@ -2,7 +2,6 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FerryError } from "../../src/common/errors.ts";
 import { RegistryClient } from "../../src/registry/client.ts";
 import { copyArtifact } from "../../src/registry/copy.ts";
 import { legacyTag } from "../../src/registry/cosign-tags.ts";
@@ -11,6 +10,7 @@ import { OciLayout } from "../../src/registry/layout.ts";
 import { MediaType } from "../../src/registry/media-types.ts";
 import { verify, verifyAttestation } from "../support/cosign.ts";
 import { buildImageLayout } from "../support/images.ts";
+import { codeOf } from "../support/outcomes.ts";
 import { run } from "../support/proc.ts";
 import { startRegistry, type TestRegistry } from "../support/registry.ts";
 import {
@@ -19,15 +19,6 @@ import {
   pushSignedImage,
   type SignedImage,
 } from "../support/signed-image.ts";
-
-async function codeOf(promise: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await promise;
-  } catch (err) {
-    return err instanceof FerryError ? err.code : `not a FerryError: ${String(err)}`;
-  }
-  return undefined;
-}
 
 let work: string;
 let a: TestRegistry;

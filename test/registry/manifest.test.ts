@@ -1,23 +1,14 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { FerryError } from "../../src/common/errors.ts";
 import { sha256 } from "../../src/registry/digest.ts";
 import { verifiedManifest } from "../../src/registry/fetched.ts";
 import { children, parseManifest, referrerDescriptor } from "../../src/registry/manifest.ts";
 import { MediaType } from "../../src/registry/media-types.ts";
+import { codeOf } from "../support/outcomes.ts";
 
 // Bytes captured from docker-registry 2.8 after cosign 2.5 and skopeo 1.9 pushed them (the
 // `.manifest` extension keeps formatters away: a manifest is its exact bytes).
 const fixture = (name: string) => new Uint8Array(readFileSync(new URL(`fixtures/${name}`, import.meta.url)));
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return err instanceof FerryError ? err.code : "not a FerryError";
-  }
-  return undefined;
-}
 
 describe("parseManifest", () => {
   it("reads cosign's legacy signature image", () => {

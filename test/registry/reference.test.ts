@@ -1,22 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { FerryError } from "../../src/common/errors.ts";
 import {
   formatReference,
   parseDigestReference,
   parseReference,
   parseRepositoryReference,
 } from "../../src/registry/reference.ts";
+import { codeOf } from "../support/outcomes.ts";
 
 const D = `sha256:${"ab".repeat(32)}`;
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    return err instanceof FerryError ? err.code : "not a FerryError";
-  }
-  return undefined;
-}
 
 describe("parseReference", () => {
   it.each([

@@ -8,7 +8,7 @@ import { githubClaims } from "../identity/fixtures.ts";
 import { sign as cosignSign, verify as cosignVerify, generateKeyPair, runCosign } from "../support/cosign.ts";
 import { startTestFerry, type TestFerry } from "../support/ferry.ts";
 import { buildImageLayout, pushImage } from "../support/images.ts";
-import { type OidcIssuer, startOidcIssuer } from "../support/oidc-issuer.ts";
+import { loopbackIssuerConfig, type OidcIssuer, startOidcIssuer } from "../support/oidc-issuer.ts";
 import { MANIFEST_ACCEPT, registryFetch, startRegistry, type TestRegistry } from "../support/registry.ts";
 
 const AUD = "https://ferry.test";
@@ -84,9 +84,7 @@ beforeAll(async () => {
   const authority = { authorities: ["ferry"] };
   ferry = await startTestFerry({
     server: { listen: "127.0.0.1:0", publicUrl: AUD },
-    issuers: [
-      { name: "github", url: github.url, audience: AUD, allowInsecureHttp: true, platform: "github" },
-    ],
+    issuers: [loopbackIssuerConfig("github", github, AUD, { platform: "github" })],
     registries: [{ url: registry.url }],
     trust: { authorities: [{ name: "ferry", key: "ferry" }] },
     environments: [
@@ -121,18 +119,17 @@ afterAll(async () => {
 
 describe("POST /v1/signatures", () => {
   let first: Record<string, unknown>;
+  /** The full request: sign `image` and attest its SPDX SBOM and SLSA v1 provenance. */
+  const signAndAttest = () => ({
+    image,
+    attestations: [
+      { predicateType: SPDX, predicate: spdx },
+      { predicateType: SLSA1, predicate: provenance },
+    ],
+  });
 
   it("signs the digest and attests SPDX and SLSA v1 in both formats", async () => {
-    const res = await post(
-      {
-        image,
-        attestations: [
-          { predicateType: SPDX, predicate: spdx },
-          { predicateType: SLSA1, predicate: provenance },
-        ],
-      },
-      await token(),
-    );
+    const res = await post(signAndAttest(), await token());
     first = (await res.json()) as Record<string, unknown>;
     expect(res.status, JSON.stringify(first)).toBe(201);
     expect(first).toMatchObject({ image, app: "web", keyId: ferry.signingKey.id });
@@ -198,16 +195,7 @@ describe("POST /v1/signatures", () => {
     expect(attBefore.layers).toHaveLength(2);
     expect(refsBefore.manifests).toHaveLength(3);
 
-    const res = await post(
-      {
-        image,
-        attestations: [
-          { predicateType: SPDX, predicate: spdx },
-          { predicateType: SLSA1, predicate: provenance },
-        ],
-      },
-      await token(),
-    );
+    const res = await post(signAndAttest(), await token());
     const again = (await res.json()) as { items: { status: string; location: string }[] };
     expect(res.status).toBe(200);
     expect(again.items.every((i) => i.status === "existing")).toBe(true);

@@ -1,33 +1,11 @@
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { sql } from "kysely";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { MIGRATIONS } from "../../src/store/migrations.ts";
-import { openStore, type Store, type StoreSpec } from "../../src/store/store.ts";
-import { startPostgres, type TestPostgres } from "../support/postgres.ts";
-
-let postgres: TestPostgres;
-let databases = 0;
-
-beforeAll(async () => {
-  postgres = await startPostgres();
-});
-
-afterAll(async () => {
-  await postgres?.stop();
-});
+import { openStore, type Store } from "../../src/store/store.ts";
+import { storeEngines } from "../support/store.ts";
 
 /** A fresh, empty database of each engine. */
-const engines: [string, () => Promise<StoreSpec>][] = [
-  [
-    "sqlite",
-    async () => ({
-      sqlite: path.join(mkdtempSync(path.join(tmpdir(), "ferry-store-")), "nested", "ferry.db"),
-    }),
-  ],
-  ["postgres", async () => ({ postgres: await postgres.createDatabase(`ferry_store_${++databases}`) })],
-];
+const engines = storeEngines("store", "nested/ferry.db");
 
 describe.each(engines)("store on %s", (engine, freshSpec) => {
   it("migrates an empty database, is idempotent on reopen, and answers ping", async () => {

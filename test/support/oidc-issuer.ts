@@ -201,6 +201,19 @@ export async function startOidcIssuer(options: OidcIssuerOptions = {}): Promise<
   };
 }
 
+/**
+ * Ferry's config entry (`issuers[]`, before validation) for a test issuer: its URL, and plain HTTP
+ * allowed since it listens on loopback. `extra` adds fields (platform, kind, ...) or overrides them.
+ */
+export function loopbackIssuerConfig(
+  name: string,
+  issuer: Pick<OidcIssuer, "url">,
+  audience: string,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return { name, url: issuer.url, audience, allowInsecureHttp: true, ...extra };
+}
+
 /** Base64url of a JSON value: for hand-made tokens (`alg: none`, broken segments). */
 export function b64json(value: unknown): string {
   return Buffer.from(JSON.stringify(value)).toString("base64url");

@@ -2,12 +2,12 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { runCli } from "../../src/cli/program.ts";
 import { isFerryError } from "../../src/common/errors.ts";
 import { parseConfigText } from "../../src/config/load.ts";
 import type { RegistryClient } from "../../src/registry/client.ts";
 import { createVerificationService } from "../../src/verify/create.ts";
 import type { VerificationService } from "../../src/verify/service.ts";
+import { runFerryInProcess } from "../support/cli.ts";
 import { attest, generateKeyPair, sign } from "../support/cosign.ts";
 import { makeTempDir } from "../support/proc.ts";
 import { startRegistry, type TestRegistry } from "../support/registry.ts";
@@ -381,20 +381,7 @@ describe("denied, each with its own reason", () => {
 });
 
 describe("ferry verify", () => {
-  async function cli(...args: string[]) {
-    let out = "";
-    let err = "";
-    const code = await runCli(["verify", ...args, "--config", configFile], {
-      out: (t) => {
-        out += t;
-      },
-      err: (t) => {
-        err += t;
-      },
-      env: {},
-    });
-    return { code, out, err };
-  }
+  const cli = (...args: string[]) => runFerryInProcess(["verify", ...args, "--config", configFile]);
 
   it("exits 0 when allowed, with the report as JSON", async () => {
     const { code, out } = await cli(img.full!.ref, "--env", "full", "--json");
@@ -417,17 +404,7 @@ describe("ferry verify", () => {
 });
 
 describe("ferry verify-bundle (sigstore-conformance protocol)", () => {
-  async function vb(...args: string[]) {
-    let err = "";
-    const code = await runCli(["verify-bundle", ...args], {
-      out: () => {},
-      err: (t) => {
-        err += t;
-      },
-      env: {},
-    });
-    return { code, err };
-  }
+  const vb = (...args: string[]) => runFerryInProcess(["verify-bundle", ...args]);
 
   it("verifies a keyless bundle against a digest with a custom trusted root", async () => {
     const base = ["--bundle", bundleFile, "--trusted-root", rootPath, "--certificate-oidc-issuer", ISSUER];
