@@ -211,8 +211,17 @@ const authority = z
         subjectRegex: z
           .string()
           .min(1)
+          .superRefine((source, ctx) => {
+            // Compiled exactly as verification compiles it (src/verify/authorities.ts), so a bad
+            // pattern is a config error with its path, not a start-up failure.
+            try {
+              new RegExp(`^(?:${source})$`, "u");
+            } catch (err) {
+              ctx.addIssue({ code: "custom", message: `invalid regex: ${(err as Error).message}` });
+            }
+          })
           .optional()
-          .meta(d("An anchored regex for the subject, instead of `subject`.")),
+          .meta(d("An anchored regex for the subject, instead of `subject` (matched as `^(?:…)$`).")),
         extensions: z
           .strictObject({
             sourceRepositoryUri: z.string().min(1).optional().meta(d("Fulcio 1.3.6.1.4.1.57264.1.12.")),

@@ -166,6 +166,16 @@ apps: [{ name: web, images: { prod: r/web }, pipelines: [{ issuer: gitlab }] }]
     );
   });
 
+  it("reports an invalid keyless subjectRegex with its path", () => {
+    const text = `${MINIMAL}trust:\n  authorities:\n    - { name: rel, keyless: { issuer: "https://i", subjectRegex: "https://x/(" } }\n`;
+    expect(problemsOf(text)).toEqual([
+      {
+        path: "trust.authorities[0].keyless.subjectRegex",
+        message: expect.stringMatching(/^invalid regex: .*Unterminated group/),
+      },
+    ]);
+  });
+
   it("says how to fix a missing file", () => {
     expect(() => loadConfigFile("/nonexistent/ferry.yaml")).toThrow(/file not found \(pass --config/);
   });
