@@ -2,6 +2,7 @@ import { Command, CommanderError } from "commander";
 import { ConfigError, loadConfigFile } from "../config/load.ts";
 import { startFerry } from "../server.ts";
 import { generateSigningKeyPem, KeyError, loadSigningKey, writeSigningKey } from "../signing/keys.ts";
+import { checkReferencedFiles } from "./config-check.ts";
 import { registerCopy } from "./copy.ts";
 import { registerPolicy } from "./policy.ts";
 import { Denied, registerVerify } from "./verify.ts";
@@ -69,10 +70,14 @@ export function buildProgram(io: CliIo): Command {
   const config = program.command("config").description("work with ferry.yaml");
   config
     .command("check")
-    .description("validate a config file; prints every problem and exits 2 if there are any")
+    .description(
+      "validate a config file and the files it names (keys, trusted roots); prints every problem and exits 2 if there are any",
+    )
     .argument("[file]", "path of ferry.yaml (default: $FERRY_CONFIG or ./ferry.yaml)")
     .action((file: string | undefined) => {
       const loaded = loadConfigFile(file ?? defaultConfigPath(io.env), io.env);
+      const problems = checkReferencedFiles(loaded);
+      if (problems.length > 0) throw new ConfigError(loaded.file, problems);
       io.out(`${loaded.file}: ok\n`);
     });
 

@@ -67,6 +67,24 @@ export function parsePublicKey(pem: string, source: string): KeyObject {
   return key;
 }
 
+/** Reads and parses a public key file; errors name the config path and the file. */
+function readPublicKey(file: string, configPath: string): KeyObject {
+  let pem: string;
+  try {
+    pem = readFileSync(file, "utf8");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? "unreadable";
+    throw new Error(`${configPath}: cannot read ${file} (${code}); point it at the signer's PEM public key`, {
+      cause: err,
+    });
+  }
+  try {
+    return parsePublicKey(pem, file);
+  } catch (err) {
+    throw new Error(`${configPath}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
 /**
  * Compiles `trust.authorities`. `ferryKey` is the public half of `keys.signing`, used for
  * `key: ferry`. Regexes are anchored here, once: an unanchored pattern would let a longer SAN
@@ -77,7 +95,7 @@ export function compileAuthorities(
   ferryKey: KeyObject | undefined,
 ): Map<string, Authority> {
   const out = new Map<string, Authority>();
-  for (const a of configs) {
+  for (const [i, a] of configs.entries()) {
     if (a.key !== undefined) {
       if (a.key === "ferry") {
         if (!ferryKey) throw new Error(`trust.authorities ${a.name}: key ferry needs keys.signing`);
@@ -86,7 +104,7 @@ export function compileAuthorities(
         out.set(a.name, {
           kind: "key",
           name: a.name,
-          key: parsePublicKey(readFileSync(a.key, "utf8"), a.key),
+          key: readPublicKey(a.key, `trust.authorities[${i}].key`),
         });
       }
       continue;

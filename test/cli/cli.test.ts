@@ -48,6 +48,36 @@ describe("ferry config check", () => {
     expect(run.stderr).not.toMatch(NO_STACK);
   });
 
+  it("checks the files the config names: keys and trusted roots, each problem with its path", async () => {
+    const dir = tempDir();
+    const file = path.join(dir, "ferry.yaml");
+    writeFileSync(path.join(dir, "not-a-key.pub"), "hello\n");
+    writeFileSync(
+      file,
+      [
+        "store: { sqlite: ./x.db }",
+        "keys: { signing: ./missing-signing.pem }",
+        "trust:",
+        "  trustedRoot: ./missing-root.json",
+        "  authorities:",
+        "    - { name: ci, key: ./missing.pub }",
+        "    - { name: other, key: ./not-a-key.pub }",
+        "    - { name: ferry, key: ferry }",
+      ].join("\n"),
+    );
+    const run = await runFerry(["config", "check", file]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(
+      /keys\.signing: .*missing-signing\.pem does not exist; create it with `ferry keys generate/,
+    );
+    expect(run.stderr).toMatch(/trust\.authorities\[0\]\.key: cannot read .*missing\.pub \(ENOENT\)/);
+    expect(run.stderr).toMatch(/trust\.authorities\[1\]\.key: .*not-a-key\.pub: not a PEM public key/);
+    expect(run.stderr).toMatch(
+      /trust\.trustedRoot: trusted root not loaded \(.*missing-root\.json: ENOENT\)/,
+    );
+    expect(run.stderr).not.toMatch(NO_STACK);
+  });
+
   it("exits 2 on a missing file and on unknown commands", async () => {
     const missing = await runFerry(["config", "check", "/nonexistent/ferry.yaml"]);
     expect(missing.code).toBe(2);
