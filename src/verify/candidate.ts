@@ -1,4 +1,5 @@
 import type { Bundle } from "@sigstore/bundle";
+import type { LegacyIntotoEntry } from "./intoto-v001.ts";
 
 /** How a candidate was stored. */
 export type CandidateFormat = "cosign-signature" | "cosign-attestation" | "sigstore-bundle";
@@ -29,6 +30,11 @@ export interface ReadableCandidate extends CandidateBase {
   artifact?: Buffer;
   /** The unsigned `predicateType` annotation, if any: compared with the signed one, never trusted. */
   claimedPredicateType?: string;
+  /**
+   * For a legacy `.att` layer logged as a Rekor `intoto` v0.0.1 entry: the evidence Ferry verifies
+   * itself (`intoto-v001.ts`), since `@sigstore/verify` refuses that entry version.
+   */
+  legacyIntoto?: LegacyIntotoEntry;
 }
 
 /** A candidate that could not be read; it counts as a failure, never as absent. */

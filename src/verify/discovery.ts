@@ -4,6 +4,7 @@ import { isFerryError } from "../common/errors.ts";
 import { digestTag } from "../registry/digest.ts";
 import type { Descriptor } from "../registry/manifest.ts";
 import type { Candidate } from "./candidate.ts";
+import { legacyIntotoEntry } from "./intoto-v001.ts";
 import { dsseLayerToBundle, simpleSigningToBundle } from "./legacy.ts";
 import { Annotation, DSSE_ENVELOPE, isBundleMediaType, SIMPLE_SIGNING } from "./media.ts";
 import type { ArtifactFetcher, ManifestObject } from "./ports.ts";
@@ -79,11 +80,13 @@ async function legacyAttestations(fetcher: ArtifactFetcher, tag: string, opts: D
         try {
           const bytes = await fetcher.blob(layer, opts.maxBlobBytes);
           const claimed = layer.annotations?.[Annotation.predicateType];
+          const intoto = legacyIntotoEntry(layer, bytes);
           return {
             ...base,
             readable: true,
             bundle: dsseLayerToBundle(layer, bytes),
             ...(claimed ? { claimedPredicateType: claimed } : {}),
+            ...(intoto ? { legacyIntoto: intoto } : {}),
           };
         } catch (err) {
           return unreadable(base, err);

@@ -2,6 +2,7 @@ import { PolicyError, type Signer, toSignedEntity, VerificationError } from "@si
 import type { Authority, KeylessAuthority } from "./authorities.ts";
 import type { ReadableCandidate } from "./candidate.ts";
 import { type CertificateIdentity, certificateIdentity } from "./identity.ts";
+import { checkIntotoV001 } from "./intoto-v001.ts";
 import type { CandidateReason } from "./report.ts";
 import type { TrustContext } from "./trust-context.ts";
 
@@ -31,6 +32,11 @@ const PROGRESS: Record<string, number> = {
   certificate_untrusted: 2,
   no_timestamp: 2,
   tlog_invalid: 3,
+  tlog_set_invalid: 3,
+  tlog_entry_malformed: 3,
+  tlog_envelope_mismatch: 3,
+  tlog_certificate_mismatch: 3,
+  tlog_time_outside_certificate: 3,
   signature_invalid: 4,
   issuer_mismatch: 5,
   identity_mismatch: 6,
@@ -126,9 +132,20 @@ export function verifyCandidate(
       return keylessResult;
     }
     const failures: { reason: CandidateReason; message: string }[] = [];
-    for (const { root, verifier } of ctx.keyless) {
+    for (const { root, verifier, tlogs } of ctx.keyless) {
       try {
-        keylessResult = { signer: verifier.verify(entity) };
+        let target = entity;
+        // An intoto v0.0.1 entry, which the library refuses, is verified by Ferry against this
+        // root's logs; the library then checks the rest of the same entity without it.
+        if (candidate.legacyIntoto) {
+          const checked = checkIntotoV001(candidate.legacyIntoto, candidate.bundle, entity, tlogs);
+          if ("failure" in checked) {
+            failures.push({ ...checked.failure, message: `${checked.failure.message} (root ${root})` });
+            continue;
+          }
+          target = checked.entity;
+        }
+        keylessResult = { signer: verifier.verify(target) };
         return keylessResult;
       } catch (err) {
         const r = reasonOf(err, false);
@@ -176,7 +193,7 @@ export function verifyCandidate(
     }
     const { signer, refusal } = keylessSigner();
     if (!signer) {
-      verdict.refusals.push({ authority: name, ...refusal! });
+      verdict.refusals.push({ ...refusal!, authority: name });
       continue;
     }
     const identity = certificateIdentity(signer);

@@ -16,7 +16,25 @@ const rekorBundleSchema = z.object({
   }),
 });
 
+/** The `dev.sigstore.cosign/bundle` annotation, parsed. */
+export type RekorBundleAnnotation = z.infer<typeof rekorBundleSchema>;
+
 const bodyKindSchema = z.object({ kind: z.string(), apiVersion: z.string() });
+
+/**
+ * The cosign bundle annotation of a legacy layer, with the kind and version its logged body names;
+ * undefined when the layer has none. Throws when it is present but malformed (the layer is then
+ * unreadable, never silently unlogged).
+ */
+export function rekorAnnotation(
+  annotations: Record<string, string>,
+): { bundle: RekorBundleAnnotation; kind: string; apiVersion: string } | undefined {
+  const rekor = annotations[Annotation.bundle];
+  if (rekor === undefined || rekor === "") return undefined;
+  const bundle = rekorBundleSchema.parse(JSON.parse(rekor));
+  const body = bodyKindSchema.parse(JSON.parse(Buffer.from(bundle.Payload.body, "base64").toString("utf8")));
+  return { bundle, kind: body.kind, apiVersion: body.apiVersion };
+}
 
 const dsseEnvelopeSchema = z.object({
   payloadType: z.string().min(1),
@@ -40,16 +58,13 @@ function verificationMaterial(annotations: Record<string, string>) {
   const certs = pemToDerBase64(annotations[Annotation.certificate] ?? "");
   const chain = pemToDerBase64(annotations[Annotation.chain] ?? "");
   const tlogEntries = [];
-  const rekor = annotations[Annotation.bundle];
-  if (rekor !== undefined && rekor !== "") {
-    const parsed = rekorBundleSchema.parse(JSON.parse(rekor));
-    const body = bodyKindSchema.parse(
-      JSON.parse(Buffer.from(parsed.Payload.body, "base64").toString("utf8")),
-    );
+  const rekor = rekorAnnotation(annotations);
+  if (rekor) {
+    const { bundle: parsed, kind, apiVersion } = rekor;
     tlogEntries.push({
       logIndex: String(parsed.Payload.logIndex),
       logId: { keyId: Buffer.from(parsed.Payload.logID, "hex").toString("base64") },
-      kindVersion: { kind: body.kind, version: body.apiVersion },
+      kindVersion: { kind, version: apiVersion },
       integratedTime: String(parsed.Payload.integratedTime),
       inclusionPromise: { signedEntryTimestamp: parsed.SignedEntryTimestamp },
       canonicalizedBody: parsed.Payload.body,

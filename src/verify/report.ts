@@ -37,6 +37,12 @@ export const CANDIDATE_REASONS = [
   "certificate_untrusted",
   "no_timestamp",
   "tlog_invalid",
+  // a legacy attestation's Rekor intoto v0.0.1 entry, verified by Ferry (intoto-v001.ts)
+  "tlog_set_invalid",
+  "tlog_entry_malformed",
+  "tlog_envelope_mismatch",
+  "tlog_certificate_mismatch",
+  "tlog_time_outside_certificate",
   "issuer_mismatch",
   "identity_mismatch",
   "extension_mismatch",

@@ -1,13 +1,17 @@
 import { TrustedRoot } from "@sigstore/protobuf-specs";
 import { type KeyFinderFunc, type TrustMaterial, toTrustMaterial, Verifier } from "@sigstore/verify";
 import type { Authority, KeyAuthority } from "./authorities.ts";
+import type { TrustedLog } from "./intoto-v001.ts";
 import type { TrustRoots } from "./trust-root.ts";
 
 /** Verifiers built once from the trust roots and authorities; verification itself is pure CPU. */
 export interface TrustContext {
   authorities: Map<string, Authority>;
-  /** One verifier per trusted root, for certificate (keyless) signatures. */
-  keyless: { root: string; verifier: Verifier }[];
+  /**
+   * One verifier per trusted root, for certificate (keyless) signatures, with that root's logs for
+   * the log entries Ferry verifies itself (Rekor `intoto` v0.0.1, see `intoto-v001.ts`).
+   */
+  keyless: { root: string; verifier: Verifier; tlogs: TrustedLog[] }[];
   /** One verifier per key authority, by authority name. */
   keys: Map<string, Verifier>;
   /** Why keyless verification cannot run, when a configured root failed to load. */
@@ -58,13 +62,17 @@ export function buildTrustContext(authorities: Map<string, Authority>, roots: Tr
       );
     }
   }
-  const keyless = roots.roots.map(({ name, root }) => ({
-    root: name,
-    verifier: new Verifier(toTrustMaterial(root), {
-      tlogThreshold: 0,
-      ctlogThreshold: root.ctlogs.length > 0 ? 1 : 0,
-      timestampThreshold: 1,
-    }),
-  }));
+  const keyless = roots.roots.map(({ name, root }) => {
+    const material = toTrustMaterial(root);
+    return {
+      root: name,
+      verifier: new Verifier(material, {
+        tlogThreshold: 0,
+        ctlogThreshold: root.ctlogs.length > 0 ? 1 : 0,
+        timestampThreshold: 1,
+      }),
+      tlogs: material.tlogs,
+    };
+  });
   return { authorities, keyless, keys, ...(roots.problem ? { rootProblem: roots.problem } : {}) };
 }

@@ -1,8 +1,9 @@
-import { createHash, sign } from "node:crypto";
+import { createHash, type KeyObject, sign } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { dsse } from "@sigstore/core";
+import { json as canonicalJson, dsse } from "@sigstore/core";
 import { RegistryClient } from "../../src/registry/client.ts";
+import { digestTag } from "../../src/registry/digest.ts";
 import { parseManifest } from "../../src/registry/manifest.ts";
 import { putReferrer } from "../../src/registry/referrers.ts";
 import type { RegistryRepository } from "../../src/registry/registry-repository.ts";
@@ -83,6 +84,125 @@ export function keylessDsseBundle(
     verificationMaterial: { certificate: { rawBytes: cert.der.toString("base64") }, tlogEntries: [entry] },
     dsseEnvelope: { ...envelope, payload: shipped.toString("base64") },
   };
+}
+
+/** Knobs for {@link legacyIntotoLayer}: each makes one thing about the logged entry wrong. */
+export interface LegacyIntotoOptions {
+  /** The certificate the entry's `spec.publicKey` names (default: the signer's). */
+  loggedCertificate?: IssuedCertificate;
+  /** The envelope whose hash the entry logs (default: the one stored). */
+  loggedEnvelope?: Buffer;
+  /** The payload whose hash the entry logs (default: the envelope's); `null` omits it, as the oldest entries do. */
+  loggedPayload?: Buffer | null;
+  /** Sign the envelope with this key instead of the certificate's. */
+  signingKey?: KeyObject;
+  integratedTime?: Date;
+  /** Changes the body before it is logged (the log signs whatever it is given). */
+  tamperBody?: (body: { spec: { content: Record<string, unknown> } }) => void;
+  /** Sign the SET with this key instead of the log's, claiming `logId` (default: the trusted log's ID). */
+  forgedSet?: { key: KeyObject; logId?: Buffer };
+}
+
+/**
+ * A legacy `.att` layer as cosign 1.x/2.x (`--rekor-entry-type intoto`) wrote it: the DSSE envelope
+ * blob, and annotations with the certificate, the CA chain and the `dev.sigstore.cosign/bundle`
+ * Rekor answer for an `intoto` v0.0.1 entry whose body is what Rekor canonicalises (envelope hash,
+ * payload hash, base64 PEM certificate) — logged and SET-signed by the test log key.
+ */
+export function legacyIntotoLayer(
+  sigstore: TestSigstore,
+  cert: IssuedCertificate,
+  payload: unknown,
+  predicateType: string,
+  opts: LegacyIntotoOptions = {},
+): { envelope: Buffer; annotations: Record<string, string> } {
+  const payloadType = "application/vnd.in-toto+json";
+  const bytes = Buffer.from(JSON.stringify(payload));
+  const sig = sign("sha256", dsse.preAuthEncoding(payloadType, bytes), opts.signingKey ?? cert.privateKey);
+  const envelope = Buffer.from(
+    JSON.stringify({
+      payloadType,
+      payload: bytes.toString("base64"),
+      signatures: [{ keyid: "", sig: sig.toString("base64") }],
+    }),
+  );
+  const hash = (b: Buffer) => ({ algorithm: "sha256", value: createHash("sha256").update(b).digest("hex") });
+  const loggedPayload = opts.loggedPayload === undefined ? bytes : opts.loggedPayload;
+  const body = {
+    apiVersion: "0.0.1",
+    kind: "intoto",
+    spec: {
+      content: {
+        hash: hash(opts.loggedEnvelope ?? envelope),
+        ...(loggedPayload ? { payloadHash: hash(loggedPayload) } : {}),
+      },
+      publicKey: Buffer.from((opts.loggedCertificate ?? cert).pem).toString("base64"),
+    },
+  };
+  opts.tamperBody?.(body);
+  const entry = sigstore.logEntry(body, {
+    set: opts.forgedSet === undefined,
+    proof: false,
+    ...(opts.integratedTime ? { integratedTime: opts.integratedTime } : {}),
+  });
+  const logId = opts.forgedSet?.logId ?? Buffer.from(entry.logId.keyId, "base64");
+  const signed = {
+    body: entry.canonicalizedBody,
+    integratedTime: Number(entry.integratedTime),
+    logIndex: Number(entry.logIndex),
+    logID: logId.toString("hex"),
+  };
+  const set = opts.forgedSet
+    ? sign("sha256", Buffer.from(canonicalJson.canonicalize(signed)), opts.forgedSet.key).toString("base64")
+    : entry.inclusionPromise!.signedEntryTimestamp;
+  const ca = (
+    sigstore.trustedRoot.certificateAuthorities as { certChain: { certificates: { rawBytes: string }[] } }[]
+  )[0]!.certChain.certificates[0]!.rawBytes;
+  const caPem = `-----BEGIN CERTIFICATE-----\n${ca.replace(/(.{64})/g, "$1\n")}\n-----END CERTIFICATE-----\n`;
+  return {
+    envelope,
+    annotations: {
+      "dev.cosignproject.cosign/signature": "",
+      "dev.sigstore.cosign/certificate": cert.pem,
+      "dev.sigstore.cosign/chain": caPem,
+      "dev.sigstore.cosign/bundle": JSON.stringify({ SignedEntryTimestamp: set, Payload: signed }),
+      predicateType,
+    },
+  };
+}
+
+/** Writes layers under `subjectDigest`'s legacy `.att` tag, as cosign does. */
+export async function putLegacyAttestations(
+  repo: RegistryRepository,
+  subjectDigest: string,
+  layers: { envelope: Buffer; annotations: Record<string, string> }[],
+) {
+  const config = new TextEncoder().encode(JSON.stringify({ architecture: "", os: "", config: {} }));
+  const configDescriptor = {
+    mediaType: "application/vnd.oci.image.config.v1+json",
+    digest: `sha256:${createHash("sha256").update(config).digest("hex")}`,
+    size: config.byteLength,
+  };
+  await repo.putBlob(configDescriptor, config);
+  const descriptors = [];
+  for (const { envelope, annotations } of layers) {
+    const descriptor = {
+      mediaType: "application/vnd.dsse.envelope.v1+json",
+      digest: `sha256:${createHash("sha256").update(envelope).digest("hex")}`,
+      size: envelope.byteLength,
+    };
+    await repo.putBlob(descriptor, new Uint8Array(envelope));
+    descriptors.push({ ...descriptor, annotations });
+  }
+  const manifest = {
+    schemaVersion: 2,
+    mediaType: "application/vnd.oci.image.manifest.v1+json",
+    config: configDescriptor,
+    layers: descriptors,
+  };
+  await repo.putManifest(new TextEncoder().encode(JSON.stringify(manifest)), manifest.mediaType, {
+    tag: `${digestTag(subjectDigest)}.att`,
+  });
 }
 
 const BUNDLE_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json";
