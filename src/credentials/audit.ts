@@ -1,7 +1,8 @@
-import { randomUUID } from "node:crypto";
-import type { Insertable, Kysely } from "kysely";
+import crypto from "node:crypto";
+import type { Kysely } from "kysely";
+import { CompiledInsert } from "../identity/compiled-insert.ts";
 import { WriteBatcher } from "../identity/write-batcher.ts";
-import type { Database, TokenExchangesTable } from "../store/schema.ts";
+import type { Database } from "../store/schema.ts";
 
 /** One token exchange, granted or refused. Never the token itself: its SHA-256. */
 export interface ExchangeRecord {
@@ -29,25 +30,61 @@ export interface ExchangeRecorder {
 const cut = (value: string | undefined, max: number) => (value === undefined ? null : value.slice(0, max));
 
 /**
+ * Record ids are time-ordered (UUIDv7, RFC 9562) where the runtime has them: each insert then lands
+ * at the right-hand end of the primary key's index instead of on a random page of it, which halves
+ * the cost of writing a record once the table is larger than the cache.
+ */
+const recordId: () => string = crypto.randomUUIDv7 ?? crypto.randomUUID;
+
+/** One `token_exchanges` row, its columns in {@link COLUMNS} order. */
+interface ExchangeRow extends Record<string, unknown> {
+  id: string;
+  at: number;
+  request_id: string;
+  issuer: string | null;
+  subject: string | null;
+  token_sha256: string | null;
+  credential: string | null;
+  decision: "granted" | "refused";
+  reason: string;
+  issued_id: string | null;
+  expires_at: number | null;
+}
+
+const COLUMNS = [
+  "id",
+  "at",
+  "request_id",
+  "issuer",
+  "subject",
+  "token_sha256",
+  "credential",
+  "decision",
+  "reason",
+  "issued_id",
+  "expires_at",
+] as const;
+
+/**
  * Records exchanges in the `token_exchanges` table (both engines); the records of one event-loop
  * turn are written as one multi-row insert (see {@link WriteBatcher}).
  */
 export class StoreExchangeRecorder implements ExchangeRecorder {
-  readonly #batcher: WriteBatcher<Insertable<TokenExchangesTable>, undefined>;
+  readonly #batcher: WriteBatcher<ExchangeRow, undefined>;
 
   constructor(db: Kysely<Database>) {
+    const insert = new CompiledInsert(db, COLUMNS, (rows: readonly ExchangeRow[]) =>
+      db.insertInto("token_exchanges").values([...rows]),
+    );
     this.#batcher = new WriteBatcher(async (rows) => {
-      await db
-        .insertInto("token_exchanges")
-        .values([...rows])
-        .execute();
+      await insert.execute(rows);
       return rows.map(() => undefined);
     });
   }
 
   async record(entry: ExchangeRecord): Promise<void> {
     await this.#batcher.submit({
-      id: randomUUID(),
+      id: recordId(),
       at: entry.at,
       request_id: entry.requestId.slice(0, 128),
       issuer: cut(entry.issuer, 512),

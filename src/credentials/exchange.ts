@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import type { Logger } from "../common/logger.ts";
 import { IdentityError, isIdentityError } from "../identity/errors.ts";
 import type { CompiledPolicy } from "../identity/policy.ts";
@@ -145,30 +145,23 @@ export function createTokenExchangeService(deps: TokenExchangeDeps): TokenExchan
       const seen: { token?: VerifiedToken } = {};
       const asked = "unreadable" in input ? undefined : input.audience;
       const presented = "unreadable" in input ? undefined : input.subject_token;
-      const base = {
-        at: now(),
-        requestId,
-        credential: asked,
-        tokenSha256: presented ? createHash("sha256").update(presented).digest("hex") : undefined,
-      };
+      const base = { at: now(), requestId, credential: asked };
       let result: { credential: CredentialConfig; issued: IssuedCredential };
       try {
         result = await decide(input, requestId, seen);
       } catch (err) {
+        // The verifier hashed the token if it got that far; hash it here only if it did not.
+        const tokenSha256 = seen.token?.sha256 ?? (presented ? hash("sha256", presented, "hex") : undefined);
         const refusal = isIdentityError(err)
           ? err
           : new IdentityError("internal", "the exchange failed; quote the request id", { cause: err });
         const who = seen.token ? { issuer: seen.token.issuer.url, subject: seen.token.subject } : {};
         const log = { requestId, reason: refusal.reason, credential: asked?.slice(0, 128), ...who };
         if (refusal.reason === "internal") deps.logger.error({ ...log, err }, "token exchange failed");
-        else
-          deps.logger.info(
-            { ...log, ...refusal.detail, tokenSha256: base.tokenSha256 },
-            "token exchange refused",
-          );
+        else deps.logger.info({ ...log, ...refusal.detail, tokenSha256 }, "token exchange refused");
         deps.onOutcome?.(knownName(deps, asked), "refused", refusal.reason);
         await deps.recorder
-          .record({ ...base, ...who, decision: "refused", reason: refusal.reason })
+          .record({ ...base, tokenSha256, ...who, decision: "refused", reason: refusal.reason })
           .catch((recordErr: unknown) =>
             deps.logger.error({ err: recordErr, requestId }, "recording a refused token exchange failed"),
           );
@@ -179,6 +172,7 @@ export function createTokenExchangeService(deps: TokenExchangeDeps): TokenExchan
       try {
         await deps.recorder.record({
           ...base,
+          tokenSha256: token.sha256,
           issuer: token.issuer.url,
           subject: token.subject,
           decision: "granted",

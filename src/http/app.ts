@@ -1,6 +1,12 @@
-import express, { type ErrorRequestHandler, type Express, type Router } from "express";
+import express, {
+  type ErrorRequestHandler,
+  type Express,
+  type Request,
+  type RequestHandler,
+  type Response,
+  type Router,
+} from "express";
 import helmet from "helmet";
-import { pinoHttp } from "pino-http";
 import { FerryError } from "../common/errors.ts";
 import type { Logger } from "../common/logger.ts";
 import type { HttpMetrics } from "./metrics.ts";
@@ -28,7 +34,114 @@ export interface AppDeps {
   routers?: (Router | ErrorRequestHandler)[];
 }
 
+declare module "http" {
+  interface IncomingMessage {
+    /** A logger bound to this request (its `req` in every line); see {@link accessLog}. */
+    log?: Logger;
+  }
+}
+
 const READINESS_TIMEOUT_MS = 2_000;
+
+/** Paths whose requests leave no access log line (probes and scrapes). */
+const UNLOGGED = new Set(["/healthz", "/readyz", "/metrics"]);
+
+/** What the access log says of a request (pino-http's `req` serializer, as Ferry configured it). */
+interface LoggedRequest {
+  id: string;
+  method: string;
+  url: string;
+  remoteAddress: string | undefined;
+}
+
+const accessState = Symbol("access log");
+
+interface AccessState {
+  req: LoggedRequest;
+  child?: Logger;
+}
+
+/**
+ * The access log, with pino-http's lines and levels (which it replaces): when a response ends, one
+ * line with `req` ({@link LoggedRequest}), `res` (`statusCode`) and `responseTime` (ms), saying
+ * "request completed", "request aborted" or, with `err`, "request errored" (a 5xx or a stream
+ * error). Handlers get `req.log`, a child logger bound to `req`, made on first use: most requests
+ * never log anything else, and making a child logger per request cost more than the line.
+ */
+function accessLog(app: Express, logger: Logger): RequestHandler {
+  Object.defineProperty(app.request, "log", {
+    configurable: true,
+    get(this: Request & { [accessState]?: AccessState }) {
+      const state = this[accessState];
+      if (state === undefined) return undefined;
+      state.child ??= logger.child({ req: state.req });
+      return state.child;
+    },
+    set(this: Request, value: Logger) {
+      Object.defineProperty(this, "log", { configurable: true, writable: true, value });
+    },
+  });
+  return (req, res, next) => {
+    const started = Date.now();
+    const state: AccessState = {
+      req: {
+        id: String(res.locals.requestId),
+        method: req.method,
+        url: req.originalUrl || req.url,
+        remoteAddress: req.socket.remoteAddress,
+      },
+    };
+    (req as Request & { [accessState]?: AccessState })[accessState] = state;
+    if (UNLOGGED.has(req.url)) {
+      next();
+      return;
+    }
+    const done = (err?: unknown) => {
+      res.removeListener("close", done);
+      res.removeListener("finish", done);
+      res.removeListener("error", done);
+      const responseTime = Date.now() - started;
+      const logged = { statusCode: res.statusCode };
+      if (err !== undefined || res.statusCode >= 500) {
+        const error = err ?? new Error(`failed with status code ${res.statusCode}`);
+        logger.info({ req: state.req, res: logged, err: error, responseTime }, "request errored");
+        return;
+      }
+      const msg = !req.readableAborted && res.writableEnded ? "request completed" : "request aborted";
+      logger.info({ req: state.req, res: logged, responseTime }, msg);
+    };
+    res.on("close", done);
+    res.on("finish", done);
+    res.on("error", done);
+    next();
+  };
+}
+
+/**
+ * helmet's headers, taken once: with Ferry's options (no directive is a function) helmet sets the
+ * same headers on every response, so they are recorded by running it once at start-up and then
+ * replayed in the same order, instead of running its fifteen middleware per request.
+ */
+function recordHeaders(middleware: RequestHandler): ([name: string, value: string] | [name: string])[] {
+  const ops: ([name: string, value: string] | [name: string])[] = [];
+  const recorder = {
+    setHeader(name: string, value: unknown) {
+      if (typeof value !== "string") throw new Error(`helmet set ${name} to a non-string`);
+      ops.push([name, value]);
+      return recorder;
+    },
+    removeHeader(name: string) {
+      ops.push([name]);
+    },
+  };
+  let finished = false;
+  middleware({} as Request, recorder as unknown as Response, (err?: unknown) => {
+    if (err !== undefined) throw err;
+    finished = true;
+  });
+  if (!finished) throw new Error("helmet did not set its headers synchronously");
+  return ops;
+}
 
 /** Builds the Express app. Routes stay thin: parse, call a service, shape the answer. */
 export function createApp(deps: AppDeps): Express {
@@ -38,29 +151,16 @@ export function createApp(deps: AppDeps): Express {
   app.set("query parser", "simple");
 
   app.use(requestId);
-  app.use(
-    pinoHttp({
-      logger: deps.logger,
-      genReqId: (_req, res) => String(res.locals?.requestId),
-      autoLogging: {
-        ignore: (req) => req.url === "/healthz" || req.url === "/readyz" || req.url === "/metrics",
-      },
-      serializers: {
-        req: (req: { id: unknown; method: string; url: string; remoteAddress?: string }) => ({
-          id: req.id,
-          method: req.method,
-          url: req.url,
-          remoteAddress: req.remoteAddress,
-        }),
-        res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
-      },
-    }),
-  );
+  app.use(accessLog(app, deps.logger));
   app.use(deps.metrics.middleware);
-  app.use(
+  const security = recordHeaders(
     helmet({ contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } } }),
   );
   app.use((_req, res, next) => {
+    for (const [name, value] of security) {
+      if (value === undefined) res.removeHeader(name);
+      else res.setHeader(name, value);
+    }
     res.setHeader("Cache-Control", "no-store");
     next();
   });

@@ -87,13 +87,21 @@ export function createTokenRouter(service: TokenExchangeService): Router {
       ? parsed.data
       : { unreadable: "each parameter must appear once, as a string" };
     const result = await service.exchange(input, { requestId: requestIdOf(res) });
-    res.set("Pragma", "no-cache").json({
+    // Written directly rather than with res.json: Express would add an ETag, a hash of a body that
+    // holds a single-use credential, answering a POST whose response is never cached (no-store),
+    // and that costs more per exchange than the rest of the response.
+    const body = JSON.stringify({
       access_token: result.accessToken,
       issued_token_type: result.issuedTokenType,
       token_type: result.tokenType,
       expires_in: result.expiresIn,
       ...(result.aws === undefined ? {} : { aws: result.aws }),
     });
+    res.statusCode = 200;
+    res.setHeader("Pragma", "no-cache");
+    res.setHeader("Content-Type", "application/json; charset=utf-8");
+    res.setHeader("Content-Length", Buffer.byteLength(body));
+    res.end(body);
   });
   router.all("/v1/token", (_req, res) => {
     res.setHeader("Allow", "POST");

@@ -1,8 +1,14 @@
 import type { Kysely } from "kysely";
 import type { Database } from "../store/schema.ts";
+import { CompiledInsert } from "./compiled-insert.ts";
 import { IdentityError } from "./errors.ts";
 import type { VerifiedToken } from "./verifier.ts";
 import { WriteBatcher } from "./write-batcher.ts";
+
+interface ReplayRow extends Record<string, unknown> {
+  id: string;
+  expires_at: number;
+}
 
 /** Makes a token single-use: the port the exchange and the auth middleware call. */
 export interface ReplayGuard {
@@ -28,7 +34,8 @@ export class StoreReplayGuard implements ReplayGuard {
   readonly #db: Kysely<Database>;
   readonly #now: () => number;
   readonly #purgeEveryMs: number;
-  readonly #batcher: WriteBatcher<{ id: string; expires_at: number }, boolean>;
+  readonly #batcher: WriteBatcher<ReplayRow, boolean>;
+  readonly #insertRows: CompiledInsert<Database, ReplayRow, { id: string }>;
   #lastPurge = 0;
 
   constructor(db: Kysely<Database>, options: StoreReplayGuardOptions = {}) {
@@ -36,6 +43,13 @@ export class StoreReplayGuard implements ReplayGuard {
     this.#now = options.now ?? Date.now;
     this.#purgeEveryMs = options.purgeEveryMs ?? 60_000;
     this.#batcher = new WriteBatcher((rows) => this.#insert(rows));
+    this.#insertRows = new CompiledInsert(db, ["id", "expires_at"], (rows) =>
+      db
+        .insertInto("token_replay")
+        .values([...rows])
+        .onConflict((oc) => oc.column("id").doNothing())
+        .returning("id"),
+    );
   }
 
   async consume(token: VerifiedToken): Promise<void> {
@@ -61,18 +75,13 @@ export class StoreReplayGuard implements ReplayGuard {
    * Inserts a batch in one statement; a row that already existed is not returned, so its token is
    * a replay. The same token twice in one batch: only the first occurrence can be fresh.
    */
-  async #insert(rows: readonly { id: string; expires_at: number }[]): Promise<boolean[]> {
+  async #insert(rows: readonly ReplayRow[]): Promise<boolean[]> {
     const first = new Map<string, number>();
     rows.forEach((row, i) => {
       if (!first.has(row.id)) first.set(row.id, i);
     });
     const unique = [...first.values()].map((i) => rows[i]!);
-    const inserted = await this.#db
-      .insertInto("token_replay")
-      .values(unique)
-      .onConflict((oc) => oc.column("id").doNothing())
-      .returning("id")
-      .execute();
+    const { rows: inserted } = await this.#insertRows.execute(unique);
     const fresh = new Set(inserted.map((r) => r.id));
     return rows.map((row, i) => first.get(row.id) === i && fresh.has(row.id));
   }

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { describeClaimIssues, PLATFORM_CLAIMS, type Platform, registeredClaims } from "./claims.ts";
 import { IdentityError } from "./errors.ts";
 import type { KeySource } from "./jwks.ts";
@@ -170,11 +170,8 @@ function checkClaims(
       );
     }
   }
-  const sha256 = createHash("sha256").update(token).digest("hex");
-  const replayKey =
-    claims.jti === undefined
-      ? sha256
-      : createHash("sha256").update(`${issuer.url}\n${claims.jti}`).digest("hex");
+  const sha256 = hash("sha256", token, "hex");
+  const replayKey = claims.jti === undefined ? sha256 : hash("sha256", `${issuer.url}\n${claims.jti}`, "hex");
   return {
     issuer,
     subject: claims.sub,
