@@ -2,7 +2,7 @@ import crypto from "node:crypto";
 import type { Kysely } from "kysely";
 import { CompiledInsert } from "../identity/compiled-insert.ts";
 import { WriteBatcher } from "../identity/write-batcher.ts";
-import type { Database } from "../store/schema.ts";
+import type { Database, TokenExchangesTable } from "../store/schema.ts";
 
 /** One token exchange, granted or refused. Never the token itself: its SHA-256. */
 export interface ExchangeRecord {
@@ -36,20 +36,8 @@ const cut = (value: string | undefined, max: number) => (value === undefined ? n
  */
 const recordId: () => string = crypto.randomUUIDv7 ?? crypto.randomUUID;
 
-/** One `token_exchanges` row, its columns in {@link COLUMNS} order. */
-interface ExchangeRow extends Record<string, unknown> {
-  id: string;
-  at: number;
-  request_id: string;
-  issuer: string | null;
-  subject: string | null;
-  token_sha256: string | null;
-  credential: string | null;
-  decision: "granted" | "refused";
-  reason: string;
-  issued_id: string | null;
-  expires_at: number | null;
-}
+/** One `token_exchanges` row (the store's table type), as the batcher queues it. */
+type ExchangeRow = TokenExchangesTable & Record<string, unknown>;
 
 const COLUMNS = [
   "id",

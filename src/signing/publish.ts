@@ -1,5 +1,6 @@
 import { FerryError, isFerryError } from "../common/errors.ts";
 import { legacyTag, mergeLegacyAttachment } from "../registry/cosign-tags.ts";
+import { sha256 } from "../registry/digest.ts";
 import { type Descriptor, parseManifest } from "../registry/manifest.ts";
 import type { ArtifactWriter, FetchedManifest } from "../registry/ports.ts";
 import { putReferrer } from "../registry/referrers.ts";
@@ -75,7 +76,7 @@ export async function appendLegacyLayer(
       image = {
         mediaType: merged.mediaType,
         bytes: merged.manifest,
-        digest: "",
+        digest: sha256(merged.manifest),
         blobs: [{ descriptor: merged.config.descriptor, bytes: merged.config.bytes }, layer],
       };
     }

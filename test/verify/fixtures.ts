@@ -297,3 +297,11 @@ export async function predicateFile(dir: string, name: string, predicate: unknow
   await writeFile(file, JSON.stringify(predicate));
   return file;
 }
+
+/** The keyless release identity the verify tests sign and trust (GitHub Actions shaped). */
+export const Identity = {
+  issuer: "https://token.actions.githubusercontent.com",
+  release: "https://github.com/acme/web/.github/workflows/release.yml@refs/heads/main",
+  repository: "https://github.com/acme/web",
+  ref: "refs/heads/main",
+} as const;

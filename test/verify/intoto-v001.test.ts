@@ -16,6 +16,7 @@ import { startRegistry, type TestRegistry } from "../support/registry.ts";
 import { createTestSigstore, type IssuedCertificate, type TestSigstore } from "../support/sigstore-ca.ts";
 import {
   clientFor,
+  Identity,
   type LegacyIntotoOptions,
   legacyIntotoLayer,
   Predicates,
@@ -29,10 +30,7 @@ import {
  * `intoto` v0.0.1 entry. `@sigstore/verify` refuses the entry version; Ferry verifies it itself.
  */
 
-const ISSUER = "https://token.actions.githubusercontent.com";
-const RELEASE = "https://github.com/acme/web/.github/workflows/release.yml@refs/heads/main";
-const REPO = "https://github.com/acme/web";
-const REF = "refs/heads/main";
+const { issuer: ISSUER, release: RELEASE, repository: REPO, ref: REF } = Identity;
 const BUILDER =
   "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_generic_slsa3.yml@refs/tags/v1.9.0";
 const SLSA02 = "https://slsa.dev/provenance/v0.2";

@@ -15,6 +15,7 @@ import { createTestSigstore, type TestSigstore } from "../support/sigstore-ca.ts
 import {
   attachBundle,
   clientFor,
+  Identity,
   keylessDsseBundle,
   Predicates,
   predicateFile,
@@ -22,10 +23,7 @@ import {
   statement,
 } from "./fixtures.ts";
 
-const ISSUER = "https://token.actions.githubusercontent.com";
-const RELEASE = "https://github.com/acme/web/.github/workflows/release.yml@refs/heads/main";
-const REPO = "https://github.com/acme/web";
-const REF = "refs/heads/main";
+const { issuer: ISSUER, release: RELEASE, repository: REPO, ref: REF } = Identity;
 const BUILDER =
   "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_generic_slsa3.yml@refs/tags/v2.0.0";
 const SIGN_V1 = "https://sigstore.dev/cosign/sign/v1";
