@@ -14,6 +14,13 @@ describe("openapi.yaml", () => {
     }
   });
 
+  it("marks every error code retryable or final exactly as the error table does", () => {
+    const marked = spec.components.schemas.Problem.properties.code["x-retryable"];
+    expect(marked).toEqual(
+      Object.fromEntries(Object.entries(ERROR_CODES).map(([code, { retryable }]) => [code, retryable])),
+    );
+  });
+
   it("documents the operational endpoints", () => {
     for (const path of ["/healthz", "/readyz", "/metrics", "/openapi.yaml"]) {
       expect(spec.paths[path]?.get, path).toBeDefined();

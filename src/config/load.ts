@@ -1,22 +1,29 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { isMap, isSeq, LineCounter, parseDocument } from "yaml";
+import { StartupError } from "../common/startup-error.ts";
 import { type ConfigProblem, configErrorMap, formatPath, problemsFromZod } from "./problems.ts";
 import { configSchema, type FerryConfig } from "./schema.ts";
 import { type SubstitutionProblem, substituteEnv } from "./substitute.ts";
 
-/** A config that could not be loaded, with every problem found (not just the first). */
-export class ConfigError extends Error {
-  readonly file: string;
-  readonly problems: ConfigProblem[];
+/**
+ * A config that could not be loaded, with every problem found (not just the first): the
+ * {@link StartupError} of a config file, which it always names.
+ */
+export class ConfigError extends StartupError {
+  declare readonly file: string;
+  declare readonly problems: ConfigProblem[];
+  /** The `${VAR}`s that were not set, and the config paths of the values that name them. */
+  readonly unset: { variables: string[]; paths: string[] };
 
-  constructor(file: string, problems: ConfigProblem[]) {
-    super(
-      `${file}: ${problems.length} problem(s)\n${problems.map((p) => `  ${p.path || "(file)"}: ${p.message}`).join("\n")}`,
-    );
+  constructor(
+    file: string,
+    problems: ConfigProblem[],
+    unset = { variables: [] as string[], paths: [] as string[] },
+  ) {
+    super(problems, { file });
     this.name = "ConfigError";
-    this.file = file;
-    this.problems = problems;
+    this.unset = unset;
   }
 }
 
@@ -30,7 +37,8 @@ export interface LoadedConfig {
 
 /**
  * Reads, substitutes and validates a config file. Relative paths (store.sqlite, keys.signing,
- * keys.previous, trust.trustedRoot, trust.authorities[].key) are resolved against the file's folder.
+ * keys.previous, trust.trustedRoot, trust.authorities[].key and .keyless.trustedRoot) are resolved
+ * against the file's folder.
  * Throws {@link ConfigError} listing every problem.
  */
 export function loadConfigFile(
@@ -96,7 +104,12 @@ export function parseConfigText(
     const substituted = new Set(problems.map((p) => p.path));
     problems.push(...problemsFromZod(parsed.error).filter((p) => !substituted.has(p.path)));
   }
-  if (problems.length > 0 || !parsed.success) throw new ConfigError(file, problems);
+  if (problems.length > 0 || !parsed.success) {
+    throw new ConfigError(file, problems, {
+      variables: [...new Set(substitution.map((p) => p.variable))],
+      paths: substitution.map((p) => formatPath(p.path)),
+    });
+  }
 
   const baseDir = path.dirname(path.resolve(file));
   const config = resolvePaths(parsed.data, baseDir);
@@ -128,9 +141,15 @@ function resolvePaths(config: FerryConfig, baseDir: string): FerryConfig {
     trust: {
       ...config.trust,
       ...(trustedRoot === undefined ? {} : { trustedRoot }),
-      authorities: config.trust.authorities.map((a) =>
-        a.key !== undefined && a.key !== "ferry" ? { ...a, key: abs(a.key) } : a,
-      ),
+      authorities: config.trust.authorities.map((a) => {
+        if (a.key !== undefined && a.key !== "ferry") return { ...a, key: abs(a.key) };
+        // A root named by file resolves as `trust.trustedRoot` does, so the two still compare equal.
+        const root = a.keyless?.trustedRoot;
+        if (a.keyless && root !== undefined && root !== "public-good") {
+          return { ...a, keyless: { ...a.keyless, trustedRoot: abs(root) } };
+        }
+        return a;
+      }),
     },
   };
 }

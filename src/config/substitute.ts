@@ -2,6 +2,8 @@
 export interface SubstitutionProblem {
   path: (string | number)[];
   message: string;
+  /** The variable that was not set. */
+  variable: string;
 }
 
 const REFERENCE = /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
@@ -25,6 +27,7 @@ export function substituteEnv(
       if (fallback !== undefined) return fallback;
       problems.push({
         path,
+        variable: name!,
         message: `environment variable ${name} is not set (set it, or write \${${name}:-default})`,
       });
       return "";

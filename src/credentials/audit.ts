@@ -1,8 +1,8 @@
-import crypto from "node:crypto";
 import type { Kysely } from "kysely";
-import { CompiledInsert } from "../identity/compiled-insert.ts";
-import { WriteBatcher } from "../identity/write-batcher.ts";
+import { newRecordId as recordId } from "../common/ids.ts";
+import { CompiledInsert } from "../store/compiled-insert.ts";
 import type { Database, TokenExchangesTable } from "../store/schema.ts";
+import { WriteBatcher } from "../store/write-batcher.ts";
 
 /** One token exchange, granted or refused. Never the token itself: its SHA-256. */
 export interface ExchangeRecord {
@@ -28,13 +28,6 @@ export interface ExchangeRecorder {
 }
 
 const cut = (value: string | undefined, max: number) => (value === undefined ? null : value.slice(0, max));
-
-/**
- * Record ids are time-ordered (UUIDv7, RFC 9562) where the runtime has them: each insert then lands
- * at the right-hand end of the primary key's index instead of on a random page of it, which halves
- * the cost of writing a record once the table is larger than the cache.
- */
-const recordId: () => string = crypto.randomUUIDv7 ?? crypto.randomUUID;
 
 /** One `token_exchanges` row (the store's table type), as the batcher queues it. */
 type ExchangeRow = TokenExchangesTable & Record<string, unknown>;

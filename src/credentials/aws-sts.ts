@@ -5,6 +5,7 @@ import {
   STSClient,
   type STSClientConfig,
 } from "@aws-sdk/client-sts";
+import { type Clock, systemClock } from "../common/clock.ts";
 import { IdentityError } from "../identity/errors.ts";
 import { durationSeconds, roleSessionName, sessionTags, sourceIdentity } from "./aws-names.ts";
 import { type CredentialMinter, type IssuedCredential, type MintRequest, TOKEN_TYPES } from "./ports.ts";
@@ -16,7 +17,8 @@ export interface AwsStsMinterOptions {
    * (environment, shared config, web identity, container and instance metadata).
    */
   credentials?: STSClientConfig["credentials"];
-  now?: () => number;
+  /** Turns STS's absolute `Expiration` into `expires_in`. */
+  clock?: Clock;
   /** Per-request deadline (default 5 s); the SDK retries throttling, 5xx and timeouts up to 3 attempts. */
   requestTimeoutMs?: number;
 }
@@ -37,11 +39,11 @@ type StsError = Error & { $fault?: "client" | "server"; $metadata?: { httpStatus
 export class AwsStsMinter implements CredentialMinter {
   readonly #options: AwsStsMinterOptions;
   readonly #clients = new Map<string, STSClient>();
-  readonly #now: () => number;
+  readonly #clock: Clock;
 
   constructor(options: AwsStsMinterOptions = {}) {
     this.#options = options;
-    this.#now = options.now ?? Date.now;
+    this.#clock = options.clock ?? systemClock;
   }
 
   #client(region: string, endpoint: string | undefined): STSClient {
@@ -53,6 +55,7 @@ export class AwsStsMinter implements CredentialMinter {
         ...(endpoint === undefined ? {} : { endpoint }),
         ...(this.#options.credentials === undefined ? {} : { credentials: this.#options.credentials }),
         maxAttempts: 3,
+        // The SDK's own timers, not the injected Clock: they only bound the STS network I/O.
         requestHandler: { requestTimeout: this.#options.requestTimeoutMs ?? 5_000, connectionTimeout: 2_000 },
       });
       this.#clients.set(key, client);
@@ -98,7 +101,7 @@ export class AwsStsMinter implements CredentialMinter {
       accessToken: c.SessionToken,
       issuedTokenType: TOKEN_TYPES.accessToken,
       tokenType: "N_A",
-      expiresIn: Math.max(0, Math.floor((expiresAt - this.#now()) / 1000)),
+      expiresIn: Math.max(0, Math.floor((expiresAt - this.#clock.now()) / 1000)),
       expiresAt,
       id: c.AccessKeyId,
       aws: {

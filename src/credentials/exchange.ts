@@ -1,5 +1,7 @@
 import { hash } from "node:crypto";
+import { type Clock, systemClock } from "../common/clock.ts";
 import type { Logger } from "../common/logger.ts";
+import type { Rate, RateLimiter } from "../common/rate-limit.ts";
 import { IdentityError, isIdentityError } from "../identity/errors.ts";
 import type { CompiledPolicy } from "../identity/policy.ts";
 import { mismatchSummary } from "../identity/policy.ts";
@@ -14,7 +16,6 @@ import {
   TOKEN_EXCHANGE_GRANT,
   TOKEN_TYPES,
 } from "./ports.ts";
-import type { Rate, RateLimiter } from "./rate-limit.ts";
 
 /** The parameters of an RFC 8693 request, as received (each at most once). */
 export interface ExchangeParams {
@@ -57,7 +58,8 @@ export interface TokenExchangeDeps {
   policies: ReadonlyMap<string, CompiledPolicy>;
   minters: Readonly<Record<CredentialConfig["type"], CredentialMinter>>;
   logger: Logger;
-  now?: () => number;
+  /** Stamps each exchange's audit record. */
+  clock?: Clock;
   /** Called once per exchange with its outcome (metrics). */
   onOutcome?: (credential: string, decision: "granted" | "refused", reason: string) => void;
 }
@@ -75,7 +77,7 @@ function refuse(reason: "request_invalid", message: string): never {
  * answered (no credential leaves without its audit record).
  */
 export function createTokenExchangeService(deps: TokenExchangeDeps): TokenExchangeService {
-  const now = deps.now ?? Date.now;
+  const clock = deps.clock ?? systemClock;
 
   async function decide(
     input: ExchangeParams | UnreadableExchange,
@@ -145,7 +147,7 @@ export function createTokenExchangeService(deps: TokenExchangeDeps): TokenExchan
       const seen: { token?: VerifiedToken } = {};
       const asked = "unreadable" in input ? undefined : input.audience;
       const presented = "unreadable" in input ? undefined : input.subject_token;
-      const base = { at: now(), requestId, credential: asked };
+      const base = { at: clock.now(), requestId, credential: asked };
       let result: { credential: CredentialConfig; issued: IssuedCredential };
       try {
         result = await decide(input, requestId, seen);
@@ -155,8 +157,15 @@ export function createTokenExchangeService(deps: TokenExchangeDeps): TokenExchan
         const refusal = isIdentityError(err)
           ? err
           : new IdentityError("internal", "the exchange failed; quote the request id", { cause: err });
+        // The audit record keeps the issuer URL and the whole subject; the log names identities as
+        // every line does (docs/architecture.md, Log fields).
         const who = seen.token ? { issuer: seen.token.issuer.url, subject: seen.token.subject } : {};
-        const log = { requestId, reason: refusal.reason, credential: asked?.slice(0, 128), ...who };
+        const log = {
+          requestId,
+          reason: refusal.reason,
+          credential: asked?.slice(0, 128),
+          ...(seen.token ? loggedIdentity(seen.token) : {}),
+        };
         if (refusal.reason === "internal") deps.logger.error({ ...log, err }, "token exchange failed");
         else deps.logger.info({ ...log, ...refusal.detail, tokenSha256 }, "token exchange refused");
         deps.onOutcome?.(knownName(deps, asked), "refused", refusal.reason);
@@ -193,8 +202,7 @@ export function createTokenExchangeService(deps: TokenExchangeDeps): TokenExchan
         {
           requestId,
           credential: credential.name,
-          issuer: token.issuer.url,
-          sub: token.subject,
+          ...loggedIdentity(token),
           issuedId: issued.id,
           expiresIn: issued.expiresIn,
           tokenSha256: token.sha256,
@@ -205,6 +213,11 @@ export function createTokenExchangeService(deps: TokenExchangeDeps): TokenExchan
       return { ...issued, credential: credential.name };
     },
   };
+}
+
+/** A verified token's identity as log lines name it: the issuer's config name and `sub`, truncated. */
+function loggedIdentity(token: VerifiedToken): { issuer: string; sub: string } {
+  return { issuer: token.issuer.name, sub: token.subject.slice(0, 200) };
 }
 
 /** A credential name for a metric label: only configured names, so a caller cannot grow the label set. */

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { type Clock, systemClock } from "../common/clock.ts";
 import { b64urlJson, signJws } from "../identity/jws.ts";
 import { FERRY_TOKEN_ALG, type FerryKeySet } from "./keyset.ts";
 import { type CredentialMinter, type IssuedCredential, type MintRequest, TOKEN_TYPES } from "./ports.ts";
@@ -8,7 +9,8 @@ export interface FerryJwtMinterOptions {
   keys: FerryKeySet;
   /** `server.publicUrl`: the `iss` of every token Ferry mints. */
   issuer: string;
-  now?: () => number;
+  /** Gives `iat`, `nbf` and `exp`. */
+  clock?: Clock;
 }
 
 /**
@@ -19,19 +21,19 @@ export interface FerryJwtMinterOptions {
 export class FerryJwtMinter implements CredentialMinter {
   readonly #keys: FerryKeySet;
   readonly #issuer: string;
-  readonly #now: () => number;
+  readonly #clock: Clock;
   /** The protected header never changes for a key set: encode it once. */
   readonly #header: string;
 
   constructor(options: FerryJwtMinterOptions) {
     this.#keys = options.keys;
     this.#issuer = options.issuer;
-    this.#now = options.now ?? Date.now;
+    this.#clock = options.clock ?? systemClock;
     this.#header = b64urlJson({ alg: FERRY_TOKEN_ALG, kid: options.keys.current.kid, typ: "JWT" });
   }
 
   async mint({ credential, token }: MintRequest): Promise<IssuedCredential> {
-    const iat = Math.floor(this.#now() / 1000);
+    const iat = Math.floor(this.#clock.now() / 1000);
     const lifetime = Math.max(1, Math.floor(credential.ttl / 1000));
     const jti = randomUUID();
     const payload = b64urlJson({

@@ -1,5 +1,6 @@
 import { createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
 import { calculateJwkThumbprint, exportJWK, type JWK } from "jose";
+import { StartupError } from "../common/startup-error.ts";
 import { IdentityError } from "../identity/errors.ts";
 import type { KeySource, VerificationKey } from "../identity/jwks.ts";
 import type { SigningKey } from "../signing/keys.ts";
@@ -45,8 +46,9 @@ export function publicKeyFromPem(pem: string, source: string): KeyObject {
 }
 
 /**
- * Builds the key set from Ferry's signing key and the previous keys' PEM texts (`keys.previous`).
- * A previous key equal to the current one is dropped.
+ * Builds the key set from Ferry's signing key and the previous keys' PEM texts (`keys.previous`, in
+ * order). A previous key equal to the current one is dropped; an unusable one is a
+ * {@link StartupError} at `keys.previous[i]`.
  */
 export async function createFerryKeySet(
   signing: SigningKey,
@@ -55,8 +57,15 @@ export async function createFerryKeySet(
   const current = await publish(signing.publicKey, "keys.signing");
   const signKey = signing.privateKey;
   const older: PublishedKey[] = [];
-  for (const { pem, source } of previous) {
-    const key = await publish(publicKeyFromPem(pem, source), source);
+  for (const [i, { pem, source }] of previous.entries()) {
+    let key: PublishedKey;
+    try {
+      key = await publish(publicKeyFromPem(pem, source), source);
+    } catch (err) {
+      throw new StartupError([{ path: `keys.previous[${i}]`, message: (err as Error).message }], {
+        cause: err,
+      });
+    }
     if (key.kid !== current.kid && !older.some((k) => k.kid === key.kid)) older.push(key);
   }
   const byKid = new Map([current, ...older].map((k) => [k.kid, k]));

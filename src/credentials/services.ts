@@ -1,7 +1,9 @@
 import { readFileSync } from "node:fs";
 import type { STSClientConfig } from "@aws-sdk/client-sts";
 import { Counter, type Registry } from "prom-client";
+import { type Clock, systemClock } from "../common/clock.ts";
 import type { Logger } from "../common/logger.ts";
+import { type Rate, RateLimiter } from "../common/rate-limit.ts";
 import type { FerryConfig } from "../config/schema.ts";
 import type { JsonFetcher } from "../identity/http-fetch.ts";
 import { registeredIssuers } from "../identity/issuers.ts";
@@ -18,7 +20,6 @@ import { AwsStsMinter } from "./aws-sts.ts";
 import { createTokenExchangeService, type TokenExchangeService } from "./exchange.ts";
 import { FerryJwtMinter } from "./ferry-jwt.ts";
 import { createFerryKeySet, FERRY_TOKEN_ALG, type FerryKeySet } from "./keyset.ts";
-import { type Rate, RateLimiter } from "./rate-limit.ts";
 
 /** What {@link createIdentityServices} needs from the composition root. */
 export interface IdentityServiceDeps {
@@ -36,7 +37,11 @@ export interface IdentityServiceDeps {
   awsCredentials?: STSClientConfig["credentials"];
   fetcher?: JsonFetcher;
   jwksTiming?: Partial<JwksTiming>;
-  now?: () => number;
+  /**
+   * The one clock of verification, JWKS caching, rate limits, minting and audit times (tests pass a
+   * `FakeClock`); default: the system clock. The replay guard's purge still decides by the database's.
+   */
+  clock?: Clock;
 }
 
 /** Identity and credentials, wired: what server.ts mounts and what later features use. */
@@ -58,6 +63,7 @@ const FERRY_LEEWAY_MS = 60_000;
 /** Wires the real graph: JWKS caches, verifiers, replay guard and audit in the store, minters, policies. */
 export async function createIdentityServices(deps: IdentityServiceDeps): Promise<IdentityServices> {
   const { config } = deps;
+  const clock = deps.clock ?? systemClock;
   const previous = config.keys.previous.map((file) => {
     // Paths are already absolute: load.ts resolves them against the config file's folder.
     return { pem: readFileSync(file, "utf8"), source: `keys.previous (${file})` };
@@ -66,8 +72,9 @@ export async function createIdentityServices(deps: IdentityServiceDeps): Promise
   const policies = compileTrustPolicies(config);
   const registered = registeredIssuers(config.issuers, {
     fetcher: deps.fetcher,
-    now: deps.now,
+    clock,
     timing: deps.jwksTiming,
+    logger: deps.logger,
   });
   const ferryIssuer = {
     name: FERRY_ISSUER_NAME,
@@ -80,12 +87,12 @@ export async function createIdentityServices(deps: IdentityServiceDeps): Promise
     platform: "generic" as const,
     keys,
   };
-  const exchangeVerifier = createTokenVerifier(registered, { now: deps.now });
+  const exchangeVerifier = createTokenVerifier(registered, { clock });
   const apiVerifier = createTokenVerifier(
     registered.some((i) => i.url === deps.publicUrl) ? registered : [...registered, ferryIssuer],
-    { now: deps.now },
+    { clock },
   );
-  const replay = new StoreReplayGuard(deps.store.db, { now: deps.now });
+  const replay = new StoreReplayGuard(deps.store, { clock });
   const rates = new Map<string, Rate>(
     config.issuers.map((i) => [i.url, { requests: i.rateLimit.requests, perMs: i.rateLimit.per }]),
   );
@@ -101,16 +108,16 @@ export async function createIdentityServices(deps: IdentityServiceDeps): Promise
     verifier: exchangeVerifier,
     replay,
     recorder: new StoreExchangeRecorder(deps.store.db),
-    limiter: new RateLimiter({ now: deps.now }),
+    limiter: new RateLimiter({ clock }),
     rates,
     credentials: new Map(config.credentials.map((c) => [c.name, c])),
     policies: policies.credentials,
     minters: {
-      "ferry-jwt": new FerryJwtMinter({ keys, issuer: deps.publicUrl, now: deps.now }),
-      "aws-sts": new AwsStsMinter({ credentials: deps.awsCredentials, now: deps.now }),
+      "ferry-jwt": new FerryJwtMinter({ keys, issuer: deps.publicUrl, clock }),
+      "aws-sts": new AwsStsMinter({ credentials: deps.awsCredentials, clock }),
     },
     logger: deps.logger,
-    now: deps.now,
+    clock,
     onOutcome: (credential, decision, reason) => outcomes?.inc({ credential, decision, reason }),
   });
   return { keys, policies, warnings: policies.warnings, exchangeVerifier, apiVerifier, replay, exchange };

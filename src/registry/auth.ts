@@ -37,15 +37,14 @@ type Scheme = { kind: "basic" } | { kind: "bearer"; realm: URL; service: string 
 export class RegistryAuthenticator {
   readonly #endpoint: RegistryEndpoint;
   readonly #policy: HttpPolicy;
-  readonly #now: () => number;
   #scheme: Scheme | undefined;
   readonly #tokens = new Map<string, { header: string; expiresAt: number }>();
   readonly #pending = new Map<string, Promise<string>>();
 
-  constructor(endpoint: RegistryEndpoint, policy: HttpPolicy, now: () => number = Date.now) {
+  /** Token expiry is timed by `policy.clock`. */
+  constructor(endpoint: RegistryEndpoint, policy: HttpPolicy) {
     this.#endpoint = endpoint;
     this.#policy = policy;
-    this.#now = now;
   }
 
   /** The Authorization header for a request needing `scopes`; undefined while none is known to be needed. */
@@ -70,7 +69,7 @@ export class RegistryAuthenticator {
         realm = new URL(realmText ?? "");
       } catch {
         throw new FerryError(
-          "upstream_failed",
+          "upstream_invalid",
           `registry ${this.#endpoint.host} sent a bearer challenge without a valid realm`,
         );
       }
@@ -119,7 +118,7 @@ export class RegistryAuthenticator {
           // Renew a little early, so a token never expires between our check and the registry's.
           this.#tokens.set(key, {
             header,
-            expiresAt: this.#now() + lifetimeMs - Math.min(30_000, lifetimeMs / 10),
+            expiresAt: this.#policy.clock.now() + lifetimeMs - Math.min(30_000, lifetimeMs / 10),
           });
           this.#pending.delete(key);
           return header;
@@ -136,7 +135,7 @@ export class RegistryAuthenticator {
 
   // A live token granted for a superset of the scopes serves too (a mount token covers later pushes).
   #covering(scopes: readonly string[]): string | undefined {
-    const now = this.#now();
+    const now = this.#policy.clock.now();
     const exact = this.#tokens.get(scopeKey(scopes));
     if (exact && exact.expiresAt > now) return exact.header;
     const needed = scopeActions(scopes);
@@ -168,9 +167,10 @@ export class RegistryAuthenticator {
     const res = await exchange(url, { method: "GET", headers, where }, this.#policy);
     if (res.status !== 200) {
       await res.discard();
+      const denied = res.status === 401 || res.status === 403;
       throw new FerryError(
-        "upstream_failed",
-        res.status === 401 || res.status === 403
+        denied ? "upstream_denied" : "upstream_failed",
+        denied
           ? `${where}: the token server refused the configured credentials (HTTP ${res.status})`
           : `${where}: the token server answered HTTP ${res.status}`,
       );
@@ -179,13 +179,13 @@ export class RegistryAuthenticator {
     try {
       body = JSON.parse(new TextDecoder().decode(await res.bytes(MAX_TOKEN_BYTES)));
     } catch (err) {
-      throw new FerryError("upstream_failed", `${where}: the token server's answer is not JSON`, {
+      throw new FerryError("upstream_invalid", `${where}: the token server's answer is not JSON`, {
         cause: err,
       });
     }
     const parsed = tokenResponse.safeParse(body);
     if (!parsed.success) {
-      throw new FerryError("upstream_failed", `${where}: the token server's answer has no token`);
+      throw new FerryError("upstream_invalid", `${where}: the token server's answer has no token`);
     }
     const token = parsed.data.token ?? parsed.data.access_token!;
     return {

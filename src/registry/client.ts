@@ -1,9 +1,10 @@
+import { DEFAULT_RETRY, type RetryPolicy } from "../common/backoff.ts";
+import { type Clock, systemClock } from "../common/clock.ts";
 import type { FerryConfig } from "../config/schema.ts";
 import { RegistryAllowList, type RegistrySettings } from "./allow-list.ts";
 import type { FetchFn, HttpPolicy } from "./http.ts";
 import type { RepositoryReference } from "./reference.ts";
 import { type RegistryContext, RegistryRepository } from "./registry-repository.ts";
-import { DEFAULT_RETRY, type RetryPolicy } from "./retry.ts";
 import { RegistryTransport } from "./transport.ts";
 
 /** Options of a {@link RegistryClient}. */
@@ -18,6 +19,8 @@ export interface RegistryClientOptions {
   maxBlobBytes?: number;
   /** The fetch to use (default: Node's global fetch). */
   fetch?: FetchFn;
+  /** Times retry backoff and token expiry (default: the system clock). */
+  clock?: Clock;
 }
 
 /**
@@ -37,6 +40,7 @@ export class RegistryClient {
       fetch: options.fetch ?? ((input, init) => fetch(input, init)),
       timeoutMs: options.timeoutMs ?? 30_000,
       retry: { ...DEFAULT_RETRY, ...options.retry },
+      clock: options.clock ?? systemClock,
     };
     this.#maxBlobBytes = options.maxBlobBytes ?? 16 * 1024 * 1024;
   }
@@ -60,13 +64,14 @@ export class RegistryClient {
 /** A {@link RegistryClient} from the parsed config (`registries` and `registryClient`). */
 export function createRegistryClient(
   config: Pick<FerryConfig, "registries" | "registryClient">,
-  fetchFn?: FetchFn,
+  options: Pick<RegistryClientOptions, "fetch" | "clock"> = {},
 ): RegistryClient {
   return new RegistryClient({
     registries: config.registries,
     timeoutMs: config.registryClient.timeout,
     retry: { retries: config.registryClient.retries },
     maxBlobBytes: config.registryClient.attestationMaxBytes,
-    ...(fetchFn ? { fetch: fetchFn } : {}),
+    ...(options.fetch ? { fetch: options.fetch } : {}),
+    ...(options.clock ? { clock: options.clock } : {}),
   });
 }

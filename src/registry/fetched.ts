@@ -1,7 +1,7 @@
 import { isFerryError } from "../common/errors.ts";
 import { isDigest, sha256, verifyBytes } from "./digest.ts";
 import { parseManifest } from "./manifest.ts";
-import type { ArtifactReader, FetchedManifest } from "./ports.ts";
+import type { ArtifactReader, FetchedManifest, ReadOptions } from "./ports.ts";
 
 /**
  * Checks and parses manifest bytes read for `reference`. Read by digest, the bytes must hash to it;
@@ -36,9 +36,10 @@ export function verifiedManifest(
 export async function fetchManifestIfPresent(
   reader: Pick<ArtifactReader, "fetchManifest">,
   reference: string,
+  options?: ReadOptions,
 ): Promise<FetchedManifest | undefined> {
   try {
-    return await reader.fetchManifest(reference);
+    return await reader.fetchManifest(reference, options);
   } catch (err) {
     if (isFerryError(err, "not_found")) return undefined;
     throw err;

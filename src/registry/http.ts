@@ -1,5 +1,7 @@
+import { isConnectionError, type RetryPolicy, waitBeforeRetry } from "../common/backoff.ts";
+import type { Clock } from "../common/clock.ts";
 import { FerryError } from "../common/errors.ts";
-import { backoffDelay, isConnectionError, isRetryableStatus, type RetryPolicy, sleep } from "./retry.ts";
+import { isRetryableStatus } from "./retry.ts";
 import { readCapped } from "./streams.ts";
 
 /** The fetch function the client uses (Node's global fetch; tests may wrap it). */
@@ -11,6 +13,8 @@ export interface HttpPolicy {
   /** An exchange fails when nothing (request bytes sent, headers, or body bytes) moves for this long. */
   timeoutMs: number;
   retry: RetryPolicy;
+  /** Times the backoff between retries and the expiry of cached tokens. */
+  clock: Clock;
 }
 
 /** A request body: bytes can be sent again on a retry, a stream cannot. */
@@ -36,6 +40,11 @@ export interface ExchangeInit {
   body?: Body | undefined;
   /** Names the object in error messages. */
   where: string;
+  /**
+   * The caller's cancellation (a verification deadline): aborting it aborts the request, or the body
+   * being read, and the exchange rejects with the signal's reason. Retries stop too.
+   */
+  signal?: AbortSignal | undefined;
 }
 
 function ferryCause(err: unknown): FerryError | undefined {
@@ -50,19 +59,51 @@ function timeoutError(where: string, timeoutMs: number): FerryError {
   return new FerryError("upstream_timeout", `${where}: no answer for ${timeoutMs} ms`);
 }
 
+/** Why `signal` aborted, as an error to reject with (its own reason when that is an error). */
+export function abortReason(signal: AbortSignal, where: string): Error {
+  const reason: unknown = signal.reason;
+  return reason instanceof Error ? reason : new FerryError("upstream_timeout", `${where}: cancelled`);
+}
+
+/** The backoff before retry `attempt` on the policy's clock; when `signal` aborts, rejects with {@link abortReason}. */
+async function backoff(
+  attempt: number,
+  policy: HttpPolicy,
+  init: ExchangeInit,
+  retryAfter?: string | null,
+): Promise<void> {
+  const signal = init.signal;
+  try {
+    await waitBeforeRetry(policy.clock, attempt, policy.retry, { retryAfter, signal });
+  } catch (err) {
+    // The clock's sleep rejects only on abort: report it the way every other cancellation is.
+    throw signal?.aborted ? abortReason(signal, init.where) : err;
+  }
+}
+
 /**
  * One exchange, with the stall timer: the request is aborted when no progress is made for
  * `policy.timeoutMs` (upload chunks, headers and body chunks each count as progress). Redirects are
  * returned, never followed: the caller decides where they may lead.
  */
 export async function exchangeOnce(url: URL, init: ExchangeInit, policy: HttpPolicy): Promise<HttpResponse> {
+  const outer = init.signal;
+  if (outer?.aborted) throw abortReason(outer, init.where);
   const controller = new AbortController();
   let timedOut = false;
   let timer: NodeJS.Timeout | undefined;
+  // The caller's signal aborts this request (and its body); released once the body is done.
+  const cancel = () => controller.abort(abortReason(outer!, init.where));
+  outer?.addEventListener("abort", cancel, { once: true });
+  const release = () => outer?.removeEventListener("abort", cancel);
   const stop = () => {
     if (timer !== undefined) clearTimeout(timer);
     timer = undefined;
   };
+  const cancelled = () => (outer?.aborted ? abortReason(outer, init.where) : undefined);
+  // The stall timer is a real timer, not the policy's clock, like a fetch's `AbortSignal.timeout`:
+  // it only bounds network I/O (re-armed on every chunk), decides nothing, and a FakeClock that
+  // never moves would leave a stalled transfer hanging.
   const arm = () => {
     stop();
     timer = setTimeout(() => {
@@ -96,13 +137,17 @@ export async function exchangeOnce(url: URL, init: ExchangeInit, policy: HttpPol
     } as RequestInit);
   } catch (err) {
     stop();
+    release();
     if (timedOut) throw timeoutError(init.where, policy.timeoutMs);
+    const aborted = cancelled();
+    if (aborted) throw aborted;
     // A request body that failed its own check (a digest mismatch while streaming) says why itself.
     throw ferryCause(err) ?? err;
   }
   let stream: ReadableStream<Uint8Array> | null = null;
   if (res.body === null) {
     stop();
+    release();
   } else {
     arm();
     const reader = res.body.getReader();
@@ -112,6 +157,7 @@ export async function exchangeOnce(url: URL, init: ExchangeInit, policy: HttpPol
           const { done, value } = await reader.read();
           if (done) {
             stop();
+            release();
             c.close();
             return;
           }
@@ -119,11 +165,13 @@ export async function exchangeOnce(url: URL, init: ExchangeInit, policy: HttpPol
           c.enqueue(value);
         } catch (err) {
           stop();
-          throw timedOut ? timeoutError(init.where, policy.timeoutMs) : err;
+          release();
+          throw timedOut ? timeoutError(init.where, policy.timeoutMs) : (cancelled() ?? err);
         }
       },
       async cancel(reason) {
         stop();
+        release();
         await reader.cancel(reason).catch(() => {});
       },
     });
@@ -138,6 +186,7 @@ export async function exchangeOnce(url: URL, init: ExchangeInit, policy: HttpPol
       body$ === null ? Promise.resolve(new Uint8Array()) : readCapped(body$, maxBytes, init.where),
     discard: async () => {
       stop();
+      release();
       await body$?.cancel().catch(() => {});
     },
   };
@@ -158,8 +207,9 @@ export async function exchange(url: URL, init: ExchangeInit, policy: HttpPolicy)
       res = await exchangeOnce(url, init, policy);
     } catch (err) {
       if (err instanceof FerryError) throw err;
+      if (init.signal?.aborted) throw abortReason(init.signal, init.where);
       if (isConnectionError(err) && attempt < retries) {
-        await sleep(backoffDelay(attempt + 1, policy.retry));
+        await backoff(attempt + 1, policy, init);
         continue;
       }
       const what = replayable ? `could not reach ${url.host}` : `the transfer to ${url.host} broke off`;
@@ -167,6 +217,6 @@ export async function exchange(url: URL, init: ExchangeInit, policy: HttpPolicy)
     }
     if (!isRetryableStatus(res.status) || attempt >= retries) return res;
     await res.discard();
-    await sleep(backoffDelay(attempt + 1, policy.retry, res.headers.get("retry-after")));
+    await backoff(attempt + 1, policy, init, res.headers.get("retry-after"));
   }
 }

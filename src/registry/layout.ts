@@ -101,10 +101,10 @@ export class OciLayout implements ArtifactWriter {
     try {
       json = JSON.parse(text);
     } catch (err) {
-      throw new FerryError("upstream_failed", `${where}: not valid JSON`, { cause: err });
+      throw new FerryError("upstream_invalid", `${where}: not valid JSON`, { cause: err });
     }
     const parsed = indexSchema.safeParse(json);
-    if (!parsed.success) throw new FerryError("upstream_failed", `${where}: not an image index`);
+    if (!parsed.success) throw new FerryError("upstream_invalid", `${where}: not an image index`);
     return parsed.data;
   }
 
@@ -148,7 +148,7 @@ export class OciLayout implements ArtifactWriter {
   async #readSmallBlob(digest: string, max: number, where: string): Promise<Uint8Array> {
     const size = await this.#size(digest);
     if (size === undefined) throw new FerryError("not_found", `${where}: blob ${digest} missing`);
-    if (size > max) throw new FerryError("upstream_failed", `${where}: over the ${max}-byte limit`);
+    if (size > max) throw new FerryError("payload_too_large", `${where}: over the ${max}-byte limit`);
     return new Uint8Array(await readFile(this.#blobPath(digest)));
   }
 
@@ -166,7 +166,7 @@ export class OciLayout implements ArtifactWriter {
     const max = options.maxBytes ?? this.#maxBlobBytes;
     const where = `blob ${descriptor.digest} of ${this.location}`;
     if (descriptor.size > max)
-      throw new FerryError("upstream_failed", `${where}: over the ${max}-byte limit`);
+      throw new FerryError("payload_too_large", `${where}: over the ${max}-byte limit`);
     return readCapped(await this.openBlob(descriptor), max, where);
   }
 

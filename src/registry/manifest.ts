@@ -62,7 +62,7 @@ export type Manifest =
   | { kind: "image"; mediaType: string; value: ImageManifest }
   | { kind: "index"; mediaType: string; value: ImageIndex };
 
-function refuse(code: "unsupported_media_type" | "upstream_failed", where: string, why: string): never {
+function refuse(code: "unsupported_media_type" | "upstream_invalid", where: string, why: string): never {
   throw new FerryError(code, `${where}: ${why}`);
 }
 
@@ -77,10 +77,10 @@ export function parseManifest(bytes: Uint8Array, contentType: string | undefined
   try {
     json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
   } catch (err) {
-    throw new FerryError("upstream_failed", `${where}: the manifest is not valid JSON`, { cause: err });
+    throw new FerryError("upstream_invalid", `${where}: the manifest is not valid JSON`, { cause: err });
   }
   if (json === null || typeof json !== "object" || Array.isArray(json)) {
-    refuse("upstream_failed", where, "the manifest is not a JSON object");
+    refuse("upstream_invalid", where, "the manifest is not a JSON object");
   }
   const body = json as { schemaVersion?: unknown; mediaType?: unknown };
   const served = bareMediaType(contentType);
@@ -97,7 +97,7 @@ export function parseManifest(bytes: Uint8Array, contentType: string | undefined
     );
   }
   if (declared !== undefined && served !== undefined && declared !== served && !isGeneric(served)) {
-    refuse("upstream_failed", where, `served as ${served} but declares itself ${declared}`);
+    refuse("upstream_invalid", where, `served as ${served} but declares itself ${declared}`);
   }
   const mediaType = declared ?? (served !== undefined && !isGeneric(served) ? served : undefined);
   if (mediaType !== undefined && isImageManifestType(mediaType)) {
@@ -134,7 +134,7 @@ function check<T>(schema: z.ZodType<T>, json: unknown, where: string): T {
     const first = parsed.error.issues[0];
     const at = first?.path.length ? ` at ${first.path.join(".")}` : "";
     throw new FerryError(
-      "upstream_failed",
+      "upstream_invalid",
       `${where}: malformed manifest${at}: ${first?.message ?? "invalid"}`,
       {
         cause: parsed.error,

@@ -8,20 +8,29 @@ export interface FetchedManifest {
   manifest: Manifest;
 }
 
+/**
+ * Cancellation of a read: when `signal` aborts, the request in flight is aborted (its connection
+ * and buffers released) and the read rejects with the signal's reason. Readers without network
+ * I/O (an OCI layout) may ignore it.
+ */
+export interface ReadOptions {
+  signal?: AbortSignal | undefined;
+}
+
 /** Options for reading a blob into memory. */
-export interface FetchBlobOptions {
+export interface FetchBlobOptions extends ReadOptions {
   /** Refuse the blob when its descriptor, or the bytes served, are larger than this. */
   maxBytes?: number;
 }
 
 /** Options for {@link ArtifactReader.openBlob}. */
-export interface OpenBlobOptions {
+export interface OpenBlobOptions extends ReadOptions {
   /** Called with the running byte count as the stream is read (progress reporting). */
   onBytes?: (total: number) => void;
 }
 
 /** Options for {@link ArtifactReader.listReferrers}. */
-export interface ListReferrersOptions {
+export interface ListReferrersOptions extends ReadOptions {
   /** Only referrers of this artifact type. */
   artifactType?: string;
 }
@@ -34,9 +43,9 @@ export interface ArtifactReader {
   /** Where this is, for messages: `127.0.0.1:5000/team/app` or `oci-layout:/path`. */
   readonly location: string;
   /** The manifest or index at `reference` (a digest or a tag); throws `not_found` when absent. */
-  fetchManifest(reference: string): Promise<FetchedManifest>;
+  fetchManifest(reference: string, options?: ReadOptions): Promise<FetchedManifest>;
   /** Like {@link fetchManifest}, but undefined when absent. */
-  findManifest(reference: string): Promise<FetchedManifest | undefined>;
+  findManifest(reference: string, options?: ReadOptions): Promise<FetchedManifest | undefined>;
   /** Whether a manifest with this digest exists here. */
   hasManifest(digest: string): Promise<boolean>;
   /** A blob's bytes, verified; refused over `maxBytes`. */

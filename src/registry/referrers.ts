@@ -1,10 +1,10 @@
+import { type Clock, systemClock } from "../common/clock.ts";
 import { FerryError, isFerryError } from "../common/errors.ts";
 import { digestTag } from "./digest.ts";
 import { KeyedMutex } from "./locks.ts";
 import { type Descriptor, parseManifest, referrerDescriptor } from "./manifest.ts";
 import { MediaType } from "./media-types.ts";
-import type { ArtifactReader, ArtifactWriter, ListReferrersOptions } from "./ports.ts";
-import { sleep } from "./retry.ts";
+import type { ArtifactReader, ArtifactWriter, ListReferrersOptions, ReadOptions } from "./ports.ts";
 
 /**
  * Keeps only the referrers of `artifactType`. An entry whose type is missing or the empty type is
@@ -15,12 +15,13 @@ export async function filterByArtifactType(
   reader: ArtifactReader,
   descriptors: Descriptor[],
   artifactType: string | undefined,
+  options: ReadOptions = {},
 ): Promise<Descriptor[]> {
   if (artifactType === undefined) return descriptors;
   const resolved = await Promise.all(
     descriptors.map(async (d) => {
       if (d.artifactType !== undefined && d.artifactType !== MediaType.ociEmpty) return d;
-      const fetched = await reader.fetchManifest(d.digest);
+      const fetched = await reader.fetchManifest(d.digest, options);
       return referrerDescriptor(fetched.manifest, d.digest, d.size);
     }),
   );
@@ -33,10 +34,10 @@ export async function fallbackReferrers(
   digest: string,
   options: ListReferrersOptions = {},
 ): Promise<Descriptor[]> {
-  const found = await reader.findManifest(digestTag(digest));
+  const found = await reader.findManifest(digestTag(digest), options);
   // Something else under that tag (not an index) is not a referrers list: there are none.
   if (found === undefined || found.manifest.kind !== "index") return [];
-  return filterByArtifactType(reader, found.manifest.value.manifests, options.artifactType);
+  return filterByArtifactType(reader, found.manifest.value.manifests, options.artifactType, options);
 }
 
 /** Options for writing referrers. */
@@ -50,6 +51,8 @@ export interface ReferrerWriteOptions {
   attempts?: number;
   /** Pause before the re-read that checks our entry survived (default 10–30 ms, jittered). */
   settleMs?: () => number;
+  /** Times those pauses (default: the system clock). */
+  clock?: Clock;
 }
 
 const sharedLock = new KeyedMutex();
@@ -97,6 +100,7 @@ export async function addToFallbackIndex(
   const tag = digestTag(subjectDigest);
   const attempts = options.attempts ?? 8;
   const settle = options.settleMs ?? (() => 10 + Math.floor(Math.random() * 20));
+  const clock = options.clock ?? systemClock;
   await (options.lock ?? sharedLock).run(`${writer.location} ${tag}`, async () => {
     for (let attempt = 1; attempt <= attempts; attempt++) {
       const current = await writer.findManifest(tag);
@@ -114,10 +118,10 @@ export async function addToFallbackIndex(
         });
       } catch (err) {
         if (!isFerryError(err, "conflict")) throw err;
-        await sleep(settle());
+        await clock.sleep(settle());
         continue;
       }
-      await sleep(settle());
+      await clock.sleep(settle());
       const after = await writer.findManifest(tag);
       if (
         after?.manifest.kind === "index" &&

@@ -15,6 +15,7 @@ import type {
   OpenBlobOptions,
   PutManifestOptions,
   PutManifestResult,
+  ReadOptions,
 } from "./ports.ts";
 import { fallbackReferrers, filterByArtifactType } from "./referrers.ts";
 import { statusError } from "./status.ts";
@@ -59,19 +60,26 @@ export class RegistryRepository implements ArtifactWriter {
     return [repositoryScope(this.repository, ["pull", "push"])];
   }
 
-  async fetchManifest(reference: string): Promise<FetchedManifest> {
+  async fetchManifest(reference: string, options: ReadOptions = {}): Promise<FetchedManifest> {
     const where = `${this.location}@${reference}`;
     const res = await this.#send({
       method: "GET",
       url: `/v2/${this.repository}/manifests/${reference}`,
       headers: { accept: MANIFEST_ACCEPT },
       where,
+      signal: options.signal,
     });
     if (res.status !== 200) throw await statusError(res, where);
     const declared = Number(res.headers.get("content-length") ?? "0");
     if (declared > MAX_MANIFEST_BYTES) {
       await res.discard();
-      throw new FerryError("upstream_failed", `${where}: manifest larger than ${MAX_MANIFEST_BYTES} bytes`);
+      throw new FerryError(
+        "payload_too_large",
+        `${where}: manifest larger than ${MAX_MANIFEST_BYTES} bytes`,
+        {
+          detail: { declaredBytes: declared },
+        },
+      );
     }
     const bytes = await res.bytes(MAX_MANIFEST_BYTES);
     return verifiedManifest(
@@ -83,8 +91,8 @@ export class RegistryRepository implements ArtifactWriter {
     );
   }
 
-  findManifest(reference: string): Promise<FetchedManifest | undefined> {
-    return fetchManifestIfPresent(this, reference);
+  findManifest(reference: string, options: ReadOptions = {}): Promise<FetchedManifest | undefined> {
+    return fetchManifestIfPresent(this, reference, options);
   }
 
   async hasManifest(digest: string): Promise<boolean> {
@@ -108,6 +116,7 @@ export class RegistryRepository implements ArtifactWriter {
       url: `/v2/${this.repository}/blobs/${assertDigest(descriptor.digest)}`,
       storageRedirects: true,
       where,
+      signal: options.signal,
     });
     if (res.status !== 200 || res.body === null) throw await statusError(res, where);
     return verifyingStream(res.body, descriptor, where, options.onBytes);
@@ -118,14 +127,14 @@ export class RegistryRepository implements ArtifactWriter {
     const where = `blob ${descriptor.digest} of ${this.location}`;
     if (descriptor.size > max) {
       throw new FerryError(
-        "upstream_failed",
+        "payload_too_large",
         `${where}: ${descriptor.size} bytes is over the ${max}-byte limit`,
         {
           extra: { limit: max },
         },
       );
     }
-    return readCapped(await this.openBlob(descriptor), max, where);
+    return readCapped(await this.openBlob(descriptor, { signal: options.signal }), max, where);
   }
 
   async hasBlob(descriptor: Descriptor): Promise<boolean> {
@@ -238,10 +247,8 @@ export class RegistryRepository implements ArtifactWriter {
         return tags;
       }
       if (res.status !== 200) throw await statusError(res, where);
-      const parsed = tagList.safeParse(
-        JSON.parse(new TextDecoder().decode(await res.bytes(MAX_MANIFEST_BYTES))),
-      );
-      if (!parsed.success) throw new FerryError("upstream_failed", `${where}: malformed tag list`);
+      const parsed = tagList.safeParse(await jsonBody(res, where));
+      if (!parsed.success) throw new FerryError("upstream_invalid", `${where}: malformed tag list`);
       tags.push(...(parsed.data.tags ?? []));
       next = nextLink(res.headers.get("link"));
     }
@@ -257,17 +264,16 @@ export class RegistryRepository implements ArtifactWriter {
         url: `/v2/${this.repository}/referrers/${assertDigest(digest)}${query}`,
         headers: { accept: MediaType.ociIndex },
         where,
+        signal: options.signal,
       });
       if (res.status === 200) {
         this.#ctx.referrersApi = true;
-        const parsed = indexSchema.safeParse(
-          JSON.parse(new TextDecoder().decode(await res.bytes(MAX_MANIFEST_BYTES))),
-        );
-        if (!parsed.success) throw new FerryError("upstream_failed", `${where}: malformed referrers list`);
+        const parsed = indexSchema.safeParse(await jsonBody(res, where));
+        if (!parsed.success) throw new FerryError("upstream_invalid", `${where}: malformed referrers list`);
         const filtered = (res.headers.get("oci-filters-applied") ?? "").split(",").includes("artifactType");
         return filtered
           ? parsed.data.manifests
-          : filterByArtifactType(this, parsed.data.manifests, options.artifactType);
+          : filterByArtifactType(this, parsed.data.manifests, options.artifactType, options);
       }
       // The spec forbids 404 from a registry that serves the API: 404 means "use the tag schema".
       if (res.status !== 404) throw await statusError(res, where);
@@ -292,4 +298,14 @@ function verifyBlobBytes(bytes: Uint8Array, descriptor: Descriptor, where: strin
 function nextLink(header: string | null): string | undefined {
   const match = header?.match(/<([^>]+)>\s*;\s*rel="?next"?/);
   return match?.[1];
+}
+
+/** A registry's small JSON answer (a tag or referrers list); not JSON is `upstream_invalid`, never a bare SyntaxError. */
+async function jsonBody(res: HttpResponse, where: string): Promise<unknown> {
+  const text = new TextDecoder().decode(await res.bytes(MAX_MANIFEST_BYTES));
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new FerryError("upstream_invalid", `${where}: the answer is not JSON`, { cause: err });
+  }
 }

@@ -1,16 +1,5 @@
-/** How often and how patiently a failed registry request is tried again. */
-export interface RetryPolicy {
-  /** Retries after the first attempt (0 = none). */
-  retries: number;
-  /** The backoff ceiling of the first retry; it doubles per retry up to `maxDelayMs`. */
-  baseDelayMs: number;
-  maxDelayMs: number;
-  /** A source of randomness in [0, 1) for the jitter (tests pass a fixed one). */
-  random?: () => number;
-}
-
-/** The default policy: 3 retries, 200 ms doubling to at most 5 s, full jitter. */
-export const DEFAULT_RETRY: RetryPolicy = { retries: 3, baseDelayMs: 200, maxDelayMs: 5_000 };
+// The generic parts of retrying (policy, jittered backoff, connection errors) are in
+// src/common/backoff.ts; this file holds what is particular to registries' HTTP answers.
 
 /**
  * Statuses worth another try: request timeout, rate limiting, and server errors that can be
@@ -21,45 +10,4 @@ export function isRetryableStatus(status: number): boolean {
   return (
     status === 408 || status === 429 || (status >= 500 && status <= 599 && status !== 501 && status !== 505)
   );
-}
-
-// Error codes of Node's sockets and undici for a connection that failed or broke before an answer.
-const CONNECTION_CODES = new Set([
-  "ECONNRESET",
-  "ECONNREFUSED",
-  "ECONNABORTED",
-  "EPIPE",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EAI_AGAIN",
-  "UND_ERR_SOCKET",
-  "UND_ERR_CONNECT_TIMEOUT",
-  "UND_ERR_CLOSED",
-]);
-
-/** True when `err` (from fetch) is a connection failure, judged by its error code, never its text. */
-export function isConnectionError(err: unknown): boolean {
-  for (let e: unknown = err, depth = 0; e !== undefined && e !== null && depth < 4; depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === "string" && CONNECTION_CODES.has(code)) return true;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return false;
-}
-
-/**
- * The pause before retry number `attempt` (1-based): full jitter over an exponentially growing
- * ceiling. A `Retry-After` in seconds is honoured as a floor, capped at `maxDelayMs`.
- */
-export function backoffDelay(attempt: number, policy: RetryPolicy, retryAfter?: string | null): number {
-  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
-  const jittered = Math.floor((policy.random ?? Math.random)() * ceiling);
-  const seconds = retryAfter ? Number(retryAfter) : Number.NaN;
-  const floor = Number.isFinite(seconds) && seconds > 0 ? Math.min(seconds * 1000, policy.maxDelayMs) : 0;
-  return Math.max(jittered, floor);
-}
-
-/** Resolves after `ms` milliseconds. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -8,9 +8,11 @@ const errorBody = z.object({
 });
 
 /**
- * Turns an unexpected registry answer into a `FerryError`: 404 is `not_found`; 401/403 say the
- * credentials or access were refused (without echoing anything secret); anything else is
- * `upstream_failed` with the registry's own error code, which is safe to show and useful to read.
+ * Turns an unexpected registry answer into a `FerryError`: 404 is `not_found`; 401/403 are
+ * `upstream_denied` (final: the credentials or access were refused, without echoing anything
+ * secret); anything else is `upstream_failed` (retryable: a 5xx still failing after the client's
+ * retries) with the registry's own error code, which is safe to show and useful to read. The status
+ * also goes to the log as `detail`.
  */
 export async function statusError(res: HttpResponse, where: string): Promise<FerryError> {
   let detail = "";
@@ -29,12 +31,21 @@ export async function statusError(res: HttpResponse, where: string): Promise<Fer
       return new FerryError("not_found", `${where}: not found${detail}`);
     case 401:
       return new FerryError(
-        "upstream_failed",
+        "upstream_denied",
         `${where}: the registry requires credentials it did not accept (HTTP 401); check the registry's \`auth\` in the config`,
+        { detail: { upstreamStatus: 401 } },
       );
     case 403:
-      return new FerryError("upstream_failed", `${where}: the registry denied access (HTTP 403)${detail}`);
+      return new FerryError("upstream_denied", `${where}: the registry denied access (HTTP 403)${detail}`, {
+        detail: { upstreamStatus: 403 },
+      });
     default:
-      return new FerryError("upstream_failed", `${where}: the registry answered HTTP ${res.status}${detail}`);
+      return new FerryError(
+        "upstream_failed",
+        `${where}: the registry answered HTTP ${res.status}${detail}`,
+        {
+          detail: { upstreamStatus: res.status },
+        },
+      );
   }
 }

@@ -1,4 +1,5 @@
 import { FerryError } from "../common/errors.ts";
+import { readCapped as readAllCapped, TooLargeError } from "../common/read-capped.ts";
 import { hasherFor } from "./digest.ts";
 
 /** What a byte stream must turn out to be. */
@@ -64,7 +65,7 @@ export function isVerifying(stream: ReadableStream<Uint8Array>, expected: Expect
 }
 
 /**
- * Reads a whole stream into memory, refusing (`upstream_failed`) once it passes `maxBytes`; the
+ * Reads a whole stream into memory, refusing (`payload_too_large`) once it passes `maxBytes`; the
  * rest is cancelled, never buffered.
  */
 export async function readCapped(
@@ -72,32 +73,14 @@ export async function readCapped(
   maxBytes: number,
   where: string,
 ): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  const reader = stream.getReader();
   try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.byteLength;
-      if (total > maxBytes) {
-        await reader.cancel().catch(() => {});
-        throw new FerryError("upstream_failed", `${where}: larger than the ${maxBytes}-byte limit`, {
-          extra: { limit: maxBytes },
-        });
-      }
-      chunks.push(value);
-    }
-  } finally {
-    reader.releaseLock();
+    return await readAllCapped(stream, maxBytes);
+  } catch (err) {
+    if (!(err instanceof TooLargeError)) throw err;
+    throw new FerryError("payload_too_large", `${where}: larger than the ${maxBytes}-byte limit`, {
+      extra: { limit: maxBytes },
+    });
   }
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
 }
 
 /** A one-chunk stream over bytes already in memory. */

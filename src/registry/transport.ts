@@ -16,6 +16,8 @@ export interface RegistryRequest {
   storageRedirects?: boolean;
   /** Names the object in error messages. */
   where: string;
+  /** Aborts the request (and the reading of its answer) when the caller gives up. */
+  signal?: AbortSignal | undefined;
 }
 
 const MAX_REDIRECTS = 5;
@@ -54,7 +56,7 @@ export class RegistryTransport {
       if (authorization !== undefined) headers.set("authorization", authorization);
       const res = await exchange(
         url,
-        { method: req.method, headers, body: req.body, where: req.where },
+        { method: req.method, headers, body: req.body, where: req.where, signal: req.signal },
         this.#policy,
       );
       if (res.status === 401 && !challenged && !(req.body instanceof ReadableStream)) {
@@ -75,7 +77,7 @@ export class RegistryTransport {
       }
       await res.discard();
       if (++redirects > MAX_REDIRECTS) {
-        throw new FerryError("upstream_failed", `${req.where}: more than ${MAX_REDIRECTS} redirects`);
+        throw new FerryError("upstream_invalid", `${req.where}: more than ${MAX_REDIRECTS} redirects`);
       }
       const target = new URL(location, url);
       const kind = redirectTarget(this.endpoint, target);
@@ -99,7 +101,11 @@ export class RegistryTransport {
     for (;;) {
       const headers = new Headers(req.headers);
       headers.delete("authorization");
-      const res = await exchange(url, { method: req.method, headers, where: req.where }, this.#policy);
+      const res = await exchange(
+        url,
+        { method: req.method, headers, where: req.where, signal: req.signal },
+        this.#policy,
+      );
       const location = res.headers.get("location");
       if (!REDIRECT_STATUSES.has(res.status) || location === null) return res;
       await res.discard();

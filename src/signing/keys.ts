@@ -2,6 +2,7 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject 
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fingerprint } from "../common/logger.ts";
+import { StartupError } from "../common/startup-error.ts";
 
 /** Ferry's signing key pair, loaded and checked. */
 export interface SigningKey {
@@ -12,9 +13,15 @@ export interface SigningKey {
   publicKeyPem: string;
 }
 
-/** A signing key that is missing or unusable; the message says how to fix it. */
-export class KeyError extends Error {
-  override name = "KeyError";
+/**
+ * A signing key that is missing or unusable, at its config path (`keys.signing`; empty for a file
+ * named on the command line); the message says how to fix it.
+ */
+export class KeyError extends StartupError {
+  constructor(path: string, message: string, options: { cause?: unknown } = {}) {
+    super([{ path, message }], options);
+    this.name = "KeyError";
+  }
 }
 
 /** Generates an ECDSA P-256 private key as PKCS#8 PEM. */
@@ -27,6 +34,7 @@ export function generateSigningKeyPem(): string {
 export function writeSigningKey(file: string, options: { force?: boolean } = {}): SigningKey {
   if (existsSync(file) && !options.force) {
     throw new KeyError(
+      "",
       `${file} already exists; pass --force to replace it (tokens and signatures made with it stop verifying)`,
     );
   }
@@ -37,19 +45,24 @@ export function writeSigningKey(file: string, options: { force?: boolean } = {})
   return parseSigningKey(pem, file);
 }
 
-/** Parses and checks a PKCS#8 PEM: it must be an ECDSA P-256 private key. */
-export function parseSigningKey(pem: string, source: string): SigningKey {
+/**
+ * Parses and checks a PKCS#8 PEM: it must be an ECDSA P-256 private key. `configPath` is where the
+ * config names it, for the {@link KeyError}.
+ */
+export function parseSigningKey(pem: string, source: string, configPath = "keys.signing"): SigningKey {
   let privateKey: KeyObject;
   try {
     privateKey = createPrivateKey({ key: pem, format: "pem" });
   } catch (err) {
     throw new KeyError(
+      configPath,
       `${source}: not a PEM private key (${(err as Error).message}); create one with \`ferry keys generate --out ${source}\``,
       { cause: err },
     );
   }
   if (privateKey.asymmetricKeyType !== "ec" || privateKey.asymmetricKeyDetails?.namedCurve !== "prime256v1") {
     throw new KeyError(
+      configPath,
       `${source}: expected an ECDSA P-256 key, got ${privateKey.asymmetricKeyType ?? "unknown"} ${privateKey.asymmetricKeyDetails?.namedCurve ?? ""}`.trim(),
     );
   }
@@ -71,10 +84,18 @@ export function loadSigningKey(file: string, dev: boolean): { key: SigningKey; g
   if (!existsSync(file)) {
     if (!dev) {
       throw new KeyError(
-        `keys.signing: ${file} does not exist; create it with \`ferry keys generate --out ${file}\``,
+        "keys.signing",
+        `${file} does not exist; create it with \`ferry keys generate --out ${file}\``,
       );
     }
     return { key: writeSigningKey(file), generated: true };
   }
-  return { key: parseSigningKey(readFileSync(file, "utf8"), file), generated: false };
+  let pem: string;
+  try {
+    pem = readFileSync(file, "utf8");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? "error";
+    throw new KeyError("keys.signing", `cannot read ${file} (${code})`, { cause: err });
+  }
+  return { key: parseSigningKey(pem, file), generated: false };
 }

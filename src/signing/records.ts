@@ -1,31 +1,49 @@
-import { randomUUID } from "node:crypto";
-import type { Kysely } from "kysely";
-import type { Database } from "../store/schema.ts";
-import type { SigningRecord, SigningRecords } from "./service.ts";
+import { type Clock, systemClock } from "../common/clock.ts";
+import { newRecordId } from "../common/ids.ts";
+import type { SigningsTable } from "../store/schema.ts";
+import type { Store } from "../store/store.ts";
+import type { SignedItem, SigningRecord, SigningRecords } from "./service.ts";
 
-/** Records signings in the store's `signings` table (never a token: its SHA-256). */
-export function storeSigningRecords(db: Kysely<Database>, now: () => number = Date.now): SigningRecords {
+/**
+ * Records signings in the store's `signings` table (never a token: its SHA-256), one row per item,
+ * all the items of a request in one transaction: a crash or a failed insert leaves none of them, not
+ * a partial record. Ids are UUIDv7, like every record table's.
+ */
+export function storeSigningRecords(
+  store: Pick<Store, "transaction">,
+  clock: Clock = systemClock,
+): SigningRecords {
   return {
     async record(entry: SigningRecord) {
-      await db
-        .insertInto("signings")
-        .values({
-          id: randomUUID(),
-          at: now(),
-          request_id: entry.requestId,
-          issuer: entry.issuer,
-          subject: entry.subject,
-          token_sha256: entry.tokenSha256,
-          app: entry.app,
-          repository: entry.repository,
-          digest: entry.digest,
-          kind: entry.item.kind,
-          format: entry.item.format,
-          status: entry.item.status,
-          key_id: entry.keyId,
-          location: entry.item.location,
-        })
-        .execute();
+      if (entry.items.length === 0) return;
+      const at = clock.now();
+      await store.transaction(async (tx) => {
+        for (const item of entry.items) {
+          await tx
+            .insertInto("signings")
+            .values(row(entry, item, at))
+            .execute();
+        }
+      });
     },
+  };
+}
+
+function row(entry: SigningRecord, item: SignedItem, at: number): SigningsTable {
+  return {
+    id: newRecordId(),
+    at,
+    request_id: entry.requestId,
+    issuer: entry.issuer,
+    subject: entry.subject,
+    token_sha256: entry.tokenSha256,
+    app: entry.app,
+    repository: entry.repository,
+    digest: entry.digest,
+    kind: item.kind,
+    format: item.format,
+    status: item.status,
+    key_id: entry.keyId,
+    location: item.location,
   };
 }

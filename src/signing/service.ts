@@ -1,4 +1,5 @@
-import { createPublicKey, verify as cryptoVerify, randomUUID } from "node:crypto";
+import { createPublicKey, verify as cryptoVerify } from "node:crypto";
+import type { Clock } from "../common/clock.ts";
 import { FerryError } from "../common/errors.ts";
 import type { Logger } from "../common/logger.ts";
 import type { CompiledPolicy } from "../identity/policy.ts";
@@ -7,6 +8,7 @@ import type { Principal } from "../identity/principal.ts";
 import type { ArtifactWriter } from "../registry/ports.ts";
 import type { DigestReference, RepositoryReference } from "../registry/reference.ts";
 import { parseDigestReference } from "../registry/reference.ts";
+import { type HeldLease, LeaseBusyError, LeaseLostError, type LeaseOptions } from "../store/leases.ts";
 import { attestationLayer, bundleReferrer, signatureLayer, signStatement } from "./attachments.ts";
 import { COSIGN, type DsseEnvelope, pae } from "./formats.ts";
 import { checkPredicate } from "./predicates.ts";
@@ -47,10 +49,11 @@ export interface SignResult {
 
 /** Where signings are recorded (the store in production). */
 export interface SigningRecords {
+  /** Records every item of one request together: all of them or, on failure, none. */
   record(entry: SigningRecord): Promise<void>;
 }
 
-/** One row of the signing record. */
+/** The record of one signing request: who asked, for what, and each item signed or found. */
 export interface SigningRecord {
   requestId: string;
   issuer: string;
@@ -60,11 +63,21 @@ export interface SigningRecord {
   repository: string;
   digest: string;
   keyId: string;
-  item: SignedItem;
+  items: SignedItem[];
 }
 
-/** A named lock held while a digest's signatures are updated (store leases across replicas). */
-export type DigestLock = <T>(name: string, fn: () => Promise<T>) => Promise<T>;
+/** Runs work under a named, renewed lease across replicas (`Store.withLease`). */
+export type LeaseRunner = <T>(
+  name: string,
+  options: LeaseOptions,
+  fn: (lease: HeldLease, signal: AbortSignal) => Promise<T>,
+) => Promise<T>;
+
+/**
+ * The lease held while a digest's signatures are updated. Registry round trips under it can take
+ * longer than its TTL; the renewal keeps it, and the wait covers a concurrent request's whole run.
+ */
+export const SIGNING_LEASE: LeaseOptions = { ttl: 60_000, renewEvery: 20_000, wait: 20_000 };
 
 /** What the signing service needs. */
 export interface SigningServiceDeps {
@@ -74,7 +87,9 @@ export interface SigningServiceDeps {
   writerFor(ref: RepositoryReference): ArtifactWriter;
   signer: Signer;
   records: SigningRecords;
-  lock: DigestLock;
+  withLease: LeaseRunner;
+  /** Default {@link SIGNING_LEASE}. */
+  lease?: LeaseOptions;
   logger: Logger;
   /** Largest accepted predicate (its JSON), bytes. */
   maxPredicateBytes: number;
@@ -82,7 +97,8 @@ export interface SigningServiceDeps {
   maxAttestations: number;
   /** Name the requesting pipeline in the `.sig` payload's optional annotations. */
   annotate: boolean;
-  now(): Date;
+  /** Dates the bundles' timestamps. */
+  clock: Clock;
 }
 
 const b64decode = (text: string) => new Uint8Array(Buffer.from(text, "base64"));
@@ -159,7 +175,7 @@ export class SigningService {
           requestId,
           app: app.name,
           issuer: principal.issuer.name,
-          sub: principal.subject,
+          sub: principal.subject.slice(0, 200),
           rules: policy ? mismatchSummary(policy.evaluate(subject)) : [],
         },
         "signing refused: pipeline does not match the app's pipelines",
@@ -210,10 +226,14 @@ export class SigningService {
       );
     }
 
-    const items = await this.#deps.lock(`sign:${repository}@${ref.digest}`, async () => {
+    const target = `${repository}@${ref.digest}`;
+    const items = await this.#underLease(target, async (signal) => {
       const out: SignedItem[] = [];
       const annotations = this.#deps.annotate ? pipelineAnnotations(principal) : undefined;
       const sigLayer = await signatureLayer(this.#deps.signer, repository, ref.digest, annotations);
+      // Each registry write is a step: once the lease is lost, another request may be writing the
+      // same tags, so stop before the next one (what is already written stays, and is ours).
+      signal.throwIfAborted();
       // The same payload (same digest) is ours only if the layer's signature verifies with our key:
       // another signer may have signed identical bytes.
       const legacySig = await appendLegacyLayer(writer, ref.digest, "sig", sigLayer, async (layer) => {
@@ -241,6 +261,7 @@ export class SigningService {
         const sameEnvelope = async (bytes: () => Promise<Uint8Array>) =>
           this.#isOurEnvelope(await bytes(), payload);
         if (s.kind !== "signature") {
+          signal.throwIfAborted();
           const legacy = await appendLegacyLayer(
             writer,
             ref.digest,
@@ -255,8 +276,9 @@ export class SigningService {
           subject.descriptor,
           envelope,
           s.predicateType,
-          this.#deps.now(),
+          new Date(this.#deps.clock.now()),
         );
+        signal.throwIfAborted();
         const bundle = await attachBundle(writer, ref.digest, referrer, s.predicateType, (_d, bytes) =>
           this.#isOurBundle(bytes, payload),
         );
@@ -265,19 +287,17 @@ export class SigningService {
       return out;
     });
 
-    for (const item of items) {
-      await this.#deps.records.record({
-        requestId,
-        issuer: principal.issuer.url,
-        subject: principal.subject,
-        tokenSha256: principal.tokenSha256,
-        app,
-        repository,
-        digest: ref.digest,
-        keyId: this.#deps.signer.keyId,
-        item,
-      });
-    }
+    await this.#deps.records.record({
+      requestId,
+      issuer: principal.issuer.url,
+      subject: principal.subject,
+      tokenSha256: principal.tokenSha256,
+      app,
+      repository,
+      digest: ref.digest,
+      keyId: this.#deps.signer.keyId,
+      items,
+    });
     this.#deps.logger.info(
       {
         requestId,
@@ -290,6 +310,29 @@ export class SigningService {
       "signed",
     );
     return { image: `${repository}@${ref.digest}`, app, keyId: this.#deps.signer.keyId, items };
+  }
+
+  /** Runs `fn` under the digest's lease; a busy or lost lease is a 409 the pipeline may retry. */
+  async #underLease<T>(target: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    try {
+      return await this.#deps.withLease(
+        `sign:${target}`,
+        this.#deps.lease ?? SIGNING_LEASE,
+        (_lease, signal) => fn(signal),
+      );
+    } catch (err) {
+      if (err instanceof LeaseBusyError)
+        throw new FerryError("conflict", `another request is signing ${target}; try again`, { cause: err });
+      if (err instanceof LeaseLostError) {
+        this.#deps.logger.warn({ target, err }, "signing stopped: its lease was lost");
+        throw new FerryError(
+          "conflict",
+          `signing ${target} was interrupted (another request took it over); try again`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
   }
 
   #verifies(data: Uint8Array, signatureB64: string): boolean {
@@ -330,30 +373,4 @@ export class SigningService {
     if (bundle.dsseEnvelope === undefined) return false;
     return this.#isOurEnvelope(new TextEncoder().encode(JSON.stringify(bundle.dsseEnvelope)), payload);
   }
-}
-
-/** A {@link DigestLock} over store leases: waits (bounded) for the holder, renews nothing. */
-export function leaseLock(
-  leases: {
-    acquire(name: string, holder: string, ttlMs: number): Promise<unknown>;
-    release(name: string, holder: string): Promise<boolean>;
-  },
-  options: { ttlMs?: number; waitMs?: number } = {},
-): DigestLock {
-  const ttl = options.ttlMs ?? 60_000;
-  const wait = options.waitMs ?? 20_000;
-  return async (name, fn) => {
-    const holder = randomUUID();
-    const deadline = Date.now() + wait;
-    while ((await leases.acquire(name, holder, ttl)) === undefined) {
-      if (Date.now() > deadline)
-        throw new FerryError("conflict", `another request is signing ${name.slice(5)}; try again`);
-      await new Promise((r) => setTimeout(r, 50 + Math.floor(Math.random() * 100)));
-    }
-    try {
-      return await fn();
-    } finally {
-      await leases.release(name, holder);
-    }
-  };
 }

@@ -82,6 +82,90 @@ export const MIGRATIONS: Record<string, Migration> = {
         .execute();
     },
   },
+  "0005_promotions": {
+    async up(db: Kysely<unknown>) {
+      // One row per promotion; gates, steps, result and verification reports as JSON text (read and
+      // written whole by src/promotion/store.ts). `version` grows with every change: each write is a
+      // compare-and-swap on (id, version).
+      await db.schema
+        .createTable("promotions")
+        .addColumn("id", "varchar(36)", (c) => c.primaryKey())
+        .addColumn("app", "varchar(128)", (c) => c.notNull())
+        .addColumn("environment", "varchar(128)", (c) => c.notNull())
+        .addColumn("digest", "varchar(200)", (c) => c.notNull())
+        .addColumn("from_environment", "varchar(128)")
+        .addColumn("source_repository", "varchar(512)", (c) => c.notNull())
+        .addColumn("target_repository", "varchar(512)", (c) => c.notNull())
+        .addColumn("state", "varchar(16)", (c) => c.notNull())
+        .addColumn("version", "bigint", (c) => c.notNull())
+        .addColumn("rollback", "integer", (c) => c.notNull())
+        .addColumn("reason", "text")
+        .addColumn("requested_by", "text", (c) => c.notNull())
+        .addColumn("request_hash", "char(64)", (c) => c.notNull())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .addColumn("updated_at", "bigint", (c) => c.notNull())
+        .addColumn("next_check_at", "bigint")
+        .addColumn("gates", "text", (c) => c.notNull())
+        .addColumn("steps", "text", (c) => c.notNull())
+        .addColumn("result", "text")
+        .addColumn("verification", "text")
+        .execute();
+      // At most one unfinished promotion per (app, environment, digest): concurrent identical
+      // requests insert "on conflict do nothing" and re-read the one that won (both engines support
+      // partial unique indexes).
+      await sql`create unique index promotions_unfinished on promotions (app, environment, digest)
+        where state in ('pending', 'waiting', 'running')`.execute(db);
+      await db.schema
+        .createIndex("promotions_due")
+        .on("promotions")
+        .columns(["state", "next_check_at"])
+        .execute();
+      await db.schema
+        .createIndex("promotions_queue")
+        .on("promotions")
+        .columns(["app", "environment", "created_at"])
+        .execute();
+      await db.schema
+        .createIndex("promotions_created")
+        .on("promotions")
+        .columns(["created_at", "id"])
+        .execute();
+      await db.schema
+        .createTable("promotion_idempotency")
+        .addColumn("key_sha256", "char(64)", (c) => c.primaryKey())
+        .addColumn("promotion_id", "varchar(36)", (c) => c.notNull())
+        .addColumn("request_hash", "char(64)", (c) => c.notNull())
+        .addColumn("created_at", "bigint", (c) => c.notNull())
+        .execute();
+      // Every digest that became current in an environment; `promotion_id` unique so a promotion is
+      // recorded once, however often its `record` step runs.
+      await db.schema
+        .createTable("environment_history")
+        .addColumn("id", "varchar(36)", (c) => c.primaryKey())
+        .addColumn("app", "varchar(128)", (c) => c.notNull())
+        .addColumn("environment", "varchar(128)", (c) => c.notNull())
+        .addColumn("digest", "varchar(200)", (c) => c.notNull())
+        .addColumn("promotion_id", "varchar(36)", (c) => c.notNull().unique())
+        .addColumn("at", "bigint", (c) => c.notNull())
+        .addColumn("rollback", "integer", (c) => c.notNull())
+        .addColumn("reason", "text")
+        .execute();
+      await db.schema
+        .createIndex("environment_history_at")
+        .on("environment_history")
+        .columns(["app", "environment", "at"])
+        .execute();
+      await db.schema
+        .createTable("environment_current")
+        .addColumn("app", "varchar(128)", (c) => c.notNull())
+        .addColumn("environment", "varchar(128)", (c) => c.notNull())
+        .addColumn("digest", "varchar(200)", (c) => c.notNull())
+        .addColumn("since", "bigint", (c) => c.notNull())
+        .addColumn("promotion_id", "varchar(36)", (c) => c.notNull())
+        .addPrimaryKeyConstraint("environment_current_pk", ["app", "environment"])
+        .execute();
+    },
+  },
 };
 
 /** Serves {@link MIGRATIONS} to kysely's Migrator. */

@@ -43,7 +43,9 @@ export interface TokenExchangesTable {
   expires_at: number | null;
 }
 
-/** Every table Ferry stores, for kysely's type checking. Later features add theirs here. */
+/** What one signing did: wrote the item now, or found the same one already stored. */
+export type SigningOutcome = "created" | "existing";
+
 /**
  * The `signings` table: every signature or attestation Ferry made or found already made, with who
  * asked. Never a token: the requester is named by issuer, subject and the token's SHA-256.
@@ -63,17 +65,81 @@ export interface SigningsTable {
   /** `signature`, or the attestation's predicate type. */
   kind: string;
   /** `cosign-legacy` (the `.sig`/`.att` tag) or `sigstore-bundle` (an OCI referrer). */
-  format: string;
+  format: "cosign-legacy" | "sigstore-bundle";
   /** `created`, or `existing` when the same signature was already there (idempotent repeat). */
-  status: string;
+  status: SigningOutcome;
   key_id: string;
   /** The tag or referrer digest where it is stored. */
   location: string;
 }
 
+/**
+ * The `promotions` table: one row per promotion request (src/promotion/store.ts). Gates, steps,
+ * result and verification are JSON text; times are epoch milliseconds. `version` grows with every
+ * change (compare-and-swap); `next_check_at` is when the worker should look at it again (null once
+ * it is finished).
+ */
+export interface PromotionsTable {
+  id: string;
+  app: string;
+  environment: string;
+  digest: string;
+  from_environment: string | null;
+  source_repository: string;
+  target_repository: string;
+  state: string;
+  version: number;
+  /** 1 for a rollback, else 0. */
+  rollback: number;
+  reason: string | null;
+  requested_by: string;
+  request_hash: string;
+  created_at: number;
+  updated_at: number;
+  next_check_at: number | null;
+  gates: string;
+  steps: string;
+  result: string | null;
+  verification: string | null;
+}
+
+/** `Idempotency-Key`s of promotion requests: SHA-256 of (issuer, subject, key), never the key itself. */
+export interface PromotionIdempotencyTable {
+  key_sha256: string;
+  promotion_id: string;
+  request_hash: string;
+  created_at: number;
+}
+
+/** Each digest that became current in an environment, once per promotion. */
+export interface EnvironmentHistoryTable {
+  id: string;
+  app: string;
+  environment: string;
+  digest: string;
+  promotion_id: string;
+  at: number;
+  rollback: number;
+  reason: string | null;
+}
+
+/** The digest current in each (app, environment), and the promotion that put it there. */
+export interface EnvironmentCurrentTable {
+  app: string;
+  environment: string;
+  digest: string;
+  since: number;
+  promotion_id: string;
+}
+
+/** Every table Ferry stores, for kysely's type checking. Later features add theirs here. */
 export interface Database {
   leases: LeasesTable;
   token_replay: TokenReplayTable;
   token_exchanges: TokenExchangesTable;
   signings: SigningsTable;
+  promotions: PromotionsTable;
+  promotion_idempotency: PromotionIdempotencyTable;
+  environment_history: EnvironmentHistoryTable;
+  environment_current: EnvironmentCurrentTable;
 }

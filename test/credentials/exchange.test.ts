@@ -1,9 +1,10 @@
 import { describe, expect, it } from "vitest";
+import { FakeClock } from "../../src/common/clock.ts";
 import { createLogger } from "../../src/common/logger.ts";
+import { RateLimiter } from "../../src/common/rate-limit.ts";
 import { type ExchangeRecorder, MemoryExchangeRecorder } from "../../src/credentials/audit.ts";
 import { createTokenExchangeService, type ExchangeParams } from "../../src/credentials/exchange.ts";
 import type { CredentialConfig, CredentialMinter, MintRequest } from "../../src/credentials/ports.ts";
-import { RateLimiter } from "../../src/credentials/rate-limit.ts";
 import { IdentityError } from "../../src/identity/errors.ts";
 import { compilePolicy } from "../../src/identity/policy.ts";
 import { MemoryReplayGuard } from "../../src/identity/replay.ts";
@@ -64,11 +65,12 @@ function setup(options: { recorder?: ExchangeRecorder; mintError?: Error; rate?:
   const replay = new MemoryReplayGuard();
   const lines: string[] = [];
   const logger = createLogger("info", { write: (l: string) => lines.push(l) });
+  const clock = new FakeClock(1_000_000_000_000);
   const service = createTokenExchangeService({
     verifier: fakeVerifier(verified),
     replay,
     recorder: options.recorder ?? recorder,
-    limiter: new RateLimiter({ now: () => 0 }),
+    limiter: new RateLimiter({ clock }),
     rates: new Map([[issuer.url, { requests: options.rate ?? 100, perMs: 60_000 }]]),
     credentials: new Map([[credential.name, credential]]),
     policies: new Map([
@@ -76,7 +78,7 @@ function setup(options: { recorder?: ExchangeRecorder; mintError?: Error; rate?:
     ]),
     minters: { "ferry-jwt": fakeMinter(minted, options.mintError), "aws-sts": fakeMinter(minted) },
     logger,
-    now: () => 1_000_000_000_000,
+    clock,
   });
   return { service, verified, minted, recorder, replay, lines };
 }

@@ -1,6 +1,7 @@
 import { generateKeyPairSync } from "node:crypto";
 import { calculateJwkThumbprint, createLocalJWKSet, jwtVerify } from "jose";
 import { describe, expect, it } from "vitest";
+import { FakeClock } from "../../src/common/clock.ts";
 import { FerryJwtMinter } from "../../src/credentials/ferry-jwt.ts";
 import { createFerryKeySet } from "../../src/credentials/keyset.ts";
 import type { CredentialConfig } from "../../src/credentials/ports.ts";
@@ -79,7 +80,11 @@ describe("FerryJwtMinter", () => {
   it("mints an ES256 JWT with iss, sub, aud, act, jti, environment and exp = iat + ttl", async () => {
     const keys = await createFerryKeySet(signing());
     const now = 1_750_000_000_000;
-    const minter = new FerryJwtMinter({ keys, issuer: "https://ferry.example.com", now: () => now });
+    const minter = new FerryJwtMinter({
+      keys,
+      issuer: "https://ferry.example.com",
+      clock: new FakeClock(now),
+    });
     const issued = await minter.mint({ credential, token: pipelineToken, subjectToken: "t", requestId: "r" });
     const { payload, protectedHeader } = await jwtVerify(issued.accessToken, createLocalJWKSet(keys.jwks()), {
       issuer: "https://ferry.example.com",

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { type Clock, FakeClock, systemClock } from "../../src/common/clock.ts";
 import { FerryError } from "../../src/common/errors.ts";
 import { RegistryAllowList } from "../../src/registry/allow-list.ts";
 import { RegistryAuthenticator, repositoryScope } from "../../src/registry/auth.ts";
@@ -22,7 +23,7 @@ function fakeTokenServer(expiresIn = 300) {
   return { requests, fetch };
 }
 
-function authenticator(fetch: FetchFn, opts: { realms?: string[]; now?: () => number; auth?: boolean } = {}) {
+function authenticator(fetch: FetchFn, opts: { realms?: string[]; clock?: Clock; auth?: boolean } = {}) {
   const endpoint = new RegistryAllowList([
     {
       url: REGISTRY,
@@ -34,8 +35,9 @@ function authenticator(fetch: FetchFn, opts: { realms?: string[]; now?: () => nu
     fetch,
     timeoutMs: 1_000,
     retry: { retries: 0, baseDelayMs: 1, maxDelayMs: 1 },
+    clock: opts.clock ?? systemClock,
   };
-  return new RegistryAuthenticator(endpoint, policy, opts.now);
+  return new RegistryAuthenticator(endpoint, policy);
 }
 
 const bearer = (scope: string) =>
@@ -60,16 +62,18 @@ describe("RegistryAuthenticator", () => {
   });
 
   it("caches tokens per scope set, lets a superset serve a subset, and renews before expiry", async () => {
-    let now = 1_000_000;
+    const clock = new FakeClock(1_000_000);
     const server = fakeTokenServer(60);
-    const auth = authenticator(server.fetch, { now: () => now });
+    const auth = authenticator(server.fetch, { clock });
     await auth.challenged(bearer("repository:team/app:pull"), pull, undefined);
     expect(await auth.authorization(mount)).toBe("Bearer t2");
     expect(server.requests[1]?.scopes).toEqual(mount);
     expect(await auth.authorization(push)).toBe("Bearer t2"); // covered by the mount token
     expect(await auth.authorization(pull)).toBe("Bearer t1");
     expect(server.requests).toHaveLength(2);
-    now += 55_000; // 60 s tokens are renewed 6 s early
+    await clock.advance(53_999); // 60 s tokens are renewed 6 s early
+    expect(await auth.authorization(pull)).toBe("Bearer t1");
+    await clock.advance(1_001);
     expect(await auth.authorization(pull)).toBe("Bearer t3");
     expect(server.requests).toHaveLength(3);
   });

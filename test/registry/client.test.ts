@@ -2,6 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { isFerryError, isRetryable } from "../../src/common/errors.ts";
 import { RegistryClient } from "../../src/registry/client.ts";
 import { findLegacyAttachments } from "../../src/registry/cosign-tags.ts";
 import { MediaType } from "../../src/registry/media-types.ts";
@@ -90,14 +91,16 @@ describe.each(modes)("reading (auth: %s)", (auth) => {
 });
 
 describe.each(["htpasswd", "token"] as const)("wrong credentials (auth: %s)", (auth) => {
-  it("are refused with upstream_failed", async () => {
+  it("are refused with upstream_denied, which is final", async () => {
     const reg = registries.get(auth)!;
     const client = new RegistryClient({
       registries: [settingsFor(reg, "wrong-password")],
       retry: FAST_RETRY,
     });
     const repo = client.repository({ registry: reg.host, repository: "read/multi" });
-    expect(await codeOf(repo.fetchManifest("v1"))).toBe("upstream_failed");
+    const err = await repo.fetchManifest("v1").catch((e: unknown) => e);
+    expect(isFerryError(err, "upstream_denied")).toBe(true);
+    expect(isRetryable(err)).toBe(false);
   });
 });
 
@@ -153,6 +156,6 @@ describe("signatures and attestations through the fallback tags", () => {
     );
     expect(bundle.mediaType).toMatch(/^application\/vnd\.dev\.sigstore\.bundle/);
     // Over the size cap, the blob is refused before it is read.
-    expect(await codeOf(repo.fetchBlob(layer!, { maxBytes: 16 }))).toBe("upstream_failed");
+    expect(await codeOf(repo.fetchBlob(layer!, { maxBytes: 16 }))).toBe("payload_too_large");
   });
 });

@@ -2,7 +2,9 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { RegistryClient } from "../../src/registry/client.ts";
+import { FakeClock } from "../../src/common/clock.ts";
+import { isFerryError, isRetryable } from "../../src/common/errors.ts";
+import { RegistryClient, type RegistryClientOptions } from "../../src/registry/client.ts";
 import { copyArtifact } from "../../src/registry/copy.ts";
 import type { Descriptor } from "../../src/registry/manifest.ts";
 import {
@@ -39,7 +41,7 @@ async function warmRepo(timeoutMs = 5_000) {
 }
 
 /** A client whose registries are the proxy (with the storage stub) and the registry itself. */
-function client(timeoutMs = 5_000) {
+function client(timeoutMs = 5_000, options: Pick<RegistryClientOptions, "clock" | "retry"> = {}) {
   return new RegistryClient({
     registries: [
       {
@@ -51,6 +53,7 @@ function client(timeoutMs = 5_000) {
     ],
     timeoutMs,
     retry: { retries: 3, baseDelayMs: 5, maxDelayMs: 20 },
+    ...options,
   });
 }
 
@@ -114,6 +117,26 @@ describe("retries", () => {
     expect(proxy.requests.filter((r) => isManifest(r.path)).map((r) => r.status)).toEqual([500, 200]);
   });
 
+  it("waits its backoff on the client's clock", async () => {
+    const clock = new FakeClock();
+    // Full jitter at one half of a 10 s ceiling: the one retry comes 5 s (on the clock) later.
+    const retry = { retries: 1, baseDelayMs: 10_000, maxDelayMs: 10_000, random: () => 0.5 };
+    const repo = client(5_000, { clock, retry }).repository({
+      registry: proxy.host,
+      repository: "fault/app",
+    });
+    expect(await repo.hasManifest(digest)).toBe(true);
+    proxy.clearRequests();
+    proxy.addFault({ match: (r) => isManifest(r.path), action: { kind: "status", status: 503 }, times: 1 });
+    const fetching = repo.fetchManifest(digest);
+    await clock.whenSleeping();
+    await clock.advance(4_999);
+    expect(proxy.count((r) => isManifest(r.path))).toBe(1);
+    await clock.advance(1);
+    expect((await fetching).descriptor.digest).toBe(digest);
+    expect(proxy.requests.filter((r) => isManifest(r.path)).map((r) => r.status)).toEqual([503, 200]);
+  });
+
   it("retries a 429 and a reset connection", async () => {
     const repo = await warmRepo();
     proxy.addFault({
@@ -155,13 +178,31 @@ describe("retries", () => {
 
   it("never retries another 4xx", async () => {
     const repo = await warmRepo();
-    for (const status of [400, 403, 404]) {
+    for (const status of [400, 403, 404] as const) {
       proxy.clearRequests();
       proxy.clearFaults();
       proxy.addFault({ match: (r) => isManifest(r.path), action: { kind: "status", status } });
-      expect(await codeOf(repo.fetchManifest(digest))).toBe(status === 404 ? "not_found" : "upstream_failed");
+      expect(await codeOf(repo.fetchManifest(digest))).toBe(
+        { 400: "upstream_failed", 403: "upstream_denied", 404: "not_found" }[status],
+      );
       expect(proxy.count((r) => isManifest(r.path))).toBe(1);
     }
+  });
+});
+
+describe("malformed answers", () => {
+  it("are upstream_invalid, which is final: a tag or referrers list that is not JSON", async () => {
+    const repo = await warmRepo();
+    const notJson = {
+      kind: "status",
+      status: 200,
+      headers: { "content-type": "application/json" },
+      body: "<html>",
+    } as const;
+    proxy.addFault({ match: (r) => r.path.startsWith("/v2/fault/app/tags/list"), action: notJson });
+    const err = await repo.listTags().catch((e: unknown) => e);
+    expect(isFerryError(err, "upstream_invalid")).toBe(true);
+    expect(isRetryable(err)).toBe(false);
   });
 });
 

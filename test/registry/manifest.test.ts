@@ -65,7 +65,7 @@ describe("parseManifest", () => {
     );
     expect(
       codeOf(() => parseManifest(fixture("cosign-sig-manifest.manifest"), MediaType.ociIndex, "x")),
-    ).toBe("upstream_failed");
+    ).toBe("upstream_invalid");
     const unknown = new TextEncoder().encode(
       JSON.stringify({ schemaVersion: 2, mediaType: "application/x-thing" }),
     );
@@ -78,9 +78,9 @@ describe("parseManifest", () => {
         layers: [],
       }),
     );
-    expect(codeOf(() => parseManifest(broken, undefined, "x"))).toBe("upstream_failed");
+    expect(codeOf(() => parseManifest(broken, undefined, "x"))).toBe("upstream_invalid");
     expect(codeOf(() => parseManifest(new TextEncoder().encode("{"), undefined, "x"))).toBe(
-      "upstream_failed",
+      "upstream_invalid",
     );
   });
 });

@@ -1,5 +1,6 @@
 import { sql } from "kysely";
 import { describe, expect, it } from "vitest";
+import { FakeClock } from "../../src/common/clock.ts";
 import { MIGRATIONS } from "../../src/store/migrations.ts";
 import { openStore, type Store } from "../../src/store/store.ts";
 import { storeEngines } from "../support/store.ts";
@@ -49,7 +50,8 @@ describe.each(engines)("store on %s", (engine, freshSpec) => {
   });
 
   it("leases: exclusive, renewable by the holder, released, and taken over after expiry with a new fence", async () => {
-    const store = await openStore(await freshSpec());
+    const clock = new FakeClock();
+    const store = await openStore(await freshSpec(), { clock });
     try {
       const a = await store.leases.acquire("promotion:web", "replica-a", 60_000);
       expect(a).toMatchObject({ name: "promotion:web", holder: "replica-a", fence: 1 });
@@ -71,11 +73,88 @@ describe.each(engines)("store on %s", (engine, freshSpec) => {
 
       const short = await store.leases.acquire("short", "replica-a", 30);
       expect(short?.fence).toBe(1);
-      await new Promise((r) => setTimeout(r, 80));
+      await clock.advance(30);
       expect(await store.leases.holder("short")).toBeUndefined();
       const taken = await store.leases.acquire("short", "replica-b", 60_000);
       expect(taken).toMatchObject({ holder: "replica-b", fence: 2 });
       await expect(store.leases.acquire("x", "a", 0)).rejects.toThrow(RangeError);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe.each(engines)("transactions on %s", (_engine, freshSpec) => {
+  const ids = async (store: Store) =>
+    (await store.db.selectFrom("token_replay").select("id").orderBy("id").execute()).map((r) => r.id.trim()); // char(64): PostgreSQL pads
+
+  it("commits every row together and returns fn's result", async () => {
+    const store = await openStore(await freshSpec());
+    try {
+      const result = await store.transaction(async (tx) => {
+        await tx.insertInto("token_replay").values({ id: "a", expires_at: 1 }).execute();
+        await tx.insertInto("token_replay").values({ id: "b", expires_at: 1 }).execute();
+        return "done";
+      });
+      expect(result).toBe("done");
+      expect(await ids(store)).toEqual(["a", "b"]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("a failure inside the transaction leaves no row: a thrown error or a failing statement", async () => {
+    const store = await openStore(await freshSpec());
+    try {
+      await expect(
+        store.transaction(async (tx) => {
+          await tx.insertInto("token_replay").values({ id: "a", expires_at: 1 }).execute();
+          throw new Error("crash after the first row");
+        }),
+      ).rejects.toThrow("crash after the first row");
+      await expect(
+        store.transaction(async (tx) => {
+          await tx.insertInto("token_replay").values({ id: "b", expires_at: 1 }).execute();
+          await tx.insertInto("token_replay").values({ id: "b", expires_at: 2 }).execute();
+        }),
+      ).rejects.toThrow();
+      expect(await ids(store)).toEqual([]);
+      // The connection is usable afterwards, outside any transaction.
+      await store.db.insertInto("token_replay").values({ id: "c", expires_at: 1 }).execute();
+      expect(await ids(store)).toEqual(["c"]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("another request's write during an open transaction is not swept into its rollback", async () => {
+    const store = await openStore(await freshSpec());
+    try {
+      let outside: Promise<unknown> | undefined;
+      await expect(
+        store.transaction(async (tx) => {
+          await tx.insertInto("token_replay").values({ id: "inside", expires_at: 1 }).execute();
+          // A concurrent request writes through the store (on SQLite it queues behind the transaction).
+          outside = store.db.insertInto("token_replay").values({ id: "outside", expires_at: 1 }).execute();
+          await tx.selectFrom("token_replay").selectAll().execute();
+          throw new Error("roll back");
+        }),
+      ).rejects.toThrow("roll back");
+      await outside;
+      expect(await ids(store)).toEqual(["outside"]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("the database clock is epoch milliseconds", async () => {
+    const store = await openStore(await freshSpec());
+    try {
+      const { rows } = await sql<{ now: number }>`select ${store.nowMs()} as now`.execute(store.db);
+      const now = Number(rows[0]!.now);
+      expect(Number.isInteger(now)).toBe(true);
+      // Units, not timing: seconds or microseconds would be off by a factor of 1000.
+      expect(Math.abs(now - Date.now())).toBeLessThan(3_600_000);
     } finally {
       await store.close();
     }

@@ -1,3 +1,6 @@
+import { type Clock, systemClock } from "./clock.ts";
+import { LruMap } from "./lru.ts";
+
 /** A rate: `requests` per `perMs`, refilled evenly. */
 export interface Rate {
   requests: number;
@@ -18,30 +21,23 @@ interface Bucket {
  * used dropped first), so a flood of distinct subjects cannot grow memory without bound.
  */
 export class RateLimiter {
-  readonly #buckets = new Map<string, Bucket>();
-  readonly #now: () => number;
-  readonly #maxKeys: number;
+  readonly #buckets: LruMap<string, Bucket>;
+  readonly #clock: Clock;
 
-  constructor(options: { now?: () => number; maxKeys?: number } = {}) {
-    this.#now = options.now ?? Date.now;
-    this.#maxKeys = options.maxKeys ?? 100_000;
+  constructor(options: { clock?: Clock; maxKeys?: number } = {}) {
+    this.#clock = options.clock ?? systemClock;
+    this.#buckets = new LruMap(options.maxKeys ?? 100_000);
   }
 
   /** Takes one request from `key`'s budget. */
   take(key: string, rate: Rate): RateDecision {
-    const now = this.#now();
+    const now = this.#clock.now();
     const perMsRefill = rate.requests / rate.perMs;
     const previous = this.#buckets.get(key);
     const bucket = previous
       ? { tokens: Math.min(rate.requests, previous.tokens + (now - previous.at) * perMsRefill), at: now }
       : { tokens: rate.requests, at: now };
-    // Re-insert so iteration order is least recently used first.
-    this.#buckets.delete(key);
     this.#buckets.set(key, bucket);
-    if (this.#buckets.size > this.#maxKeys) {
-      const oldest = this.#buckets.keys().next().value;
-      if (oldest !== undefined) this.#buckets.delete(oldest);
-    }
     if (bucket.tokens >= 1) {
       bucket.tokens -= 1;
       return { allowed: true };
