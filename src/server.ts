@@ -1,8 +1,11 @@
 import { readFileSync } from "node:fs";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
-
+import type { Express } from "express";
+import { type Clock, systemClock } from "./common/clock.ts";
 import { createLogger, type Logger } from "./common/logger.ts";
+import { RateLimiter } from "./common/rate-limit.ts";
+import { StartupError } from "./common/startup-error.ts";
 import type { LoadedConfig } from "./config/load.ts";
 import {
   createIdentityServices,
@@ -10,16 +13,20 @@ import {
   type IdentityServices,
 } from "./credentials/services.ts";
 import { createApp } from "./http/app.ts";
-import { createApiAuthGuard, createAuthMiddleware } from "./http/auth.ts";
-import { createHttpMetrics } from "./http/metrics.ts";
+import { createApiAuthGuard, createAuthMiddleware, createTokenUse } from "./http/auth.ts";
+import { createHttpMetrics, createMetricsApp } from "./http/metrics.ts";
+import { createPromotionRouter } from "./http/promotion-routes.ts";
 import { createSignatureRouter } from "./http/signature-routes.ts";
 import { createTokenRouter, tokenErrorHandler } from "./http/token-routes.ts";
+import { VerificationAccess } from "./http/verification-access.ts";
 import { createVerificationRouter } from "./http/verification-routes.ts";
 import { createWellKnownRouter } from "./http/well-known-routes.ts";
+import { createPromotion, type Promotion } from "./promotion/create.ts";
+import { registryPort, verifierPort } from "./promotion/ports.ts";
 import { createRegistryClient } from "./registry/client.ts";
 import { loadSigningKey, type SigningKey } from "./signing/keys.ts";
 import { storeSigningRecords } from "./signing/records.ts";
-import { leaseLock, SigningService } from "./signing/service.ts";
+import { SigningService } from "./signing/service.ts";
 import { keySigner } from "./signing/signer.ts";
 import { openStore, type Store } from "./store/store.ts";
 import { createVerificationService } from "./verify/create.ts";
@@ -29,6 +36,8 @@ import type { VerificationService } from "./verify/service.ts";
 export interface RunningFerry {
   /** The URL it listens on, e.g. `http://127.0.0.1:8080`. */
   url: string;
+  /** The URL of the internal `/metrics` listener, when `server.metricsListen` is set. */
+  metricsUrl?: string;
   store: Store;
   logger: Logger;
   signingKey: SigningKey;
@@ -41,8 +50,15 @@ export interface RunningFerry {
 /** Options for {@link startFerry}, mostly for tests and the CLI. */
 export interface StartOptions {
   logger?: Logger;
-  /** Identity wiring for tests: Ferry's AWS credentials, an HTTP port, cache timing, a clock. */
-  identity?: Partial<Pick<IdentityServiceDeps, "awsCredentials" | "fetcher" | "jwksTiming" | "now">>;
+  /** Identity wiring for tests: Ferry's AWS credentials, an HTTP port, JWKS cache timing. */
+  identity?: Partial<Pick<IdentityServiceDeps, "awsCredentials" | "fetcher" | "jwksTiming">>;
+  /**
+   * The clock of the store (in place of the database's: lease expiry), of signing, of identity
+   * (token checks, JWKS cache, rate limits, minting), of verification (deadline, caches, "now"), of
+   * the registry client (retry backoff, token expiry) and of the shutdown grace timer. Tests pass a
+   * `FakeClock`; unset, the system clock and the database's.
+   */
+  clock?: Clock;
 }
 
 const OPENAPI_URL = new URL("../openapi.yaml", import.meta.url);
@@ -57,6 +73,26 @@ function splitListen(listen: string): { host: string; port: number } {
   return { host: listen.slice(0, at).replace(/^\[|\]$/g, ""), port: Number(listen.slice(at + 1)) };
 }
 
+/** Listens on `listen` ("host:port"); the {@link StartupError} names the address and its config path. */
+async function listenOn(
+  app: Express,
+  listen: string,
+  path = "server.listen",
+): Promise<{ server: Server; url: string }> {
+  const { host, port } = splitListen(listen);
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = app.listen(port, host, (err?: Error) => (err ? reject(err) : resolve(s)));
+    s.once("error", reject);
+  }).catch((err) => {
+    throw new StartupError([{ path, message: `cannot listen on ${listen}: ${(err as Error).message}` }], {
+      cause: err,
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const url = `http://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`;
+  return { server, url };
+}
+
 /** The composition root: wires config, store, keys and HTTP, then listens. */
 export async function startFerry(loaded: LoadedConfig, options: StartOptions = {}): Promise<RunningFerry> {
   const { config } = loaded;
@@ -64,11 +100,13 @@ export async function startFerry(loaded: LoadedConfig, options: StartOptions = {
   const { key: signingKey, generated } = loadSigningKey(config.keys.signing, config.dev);
   if (generated)
     logger.warn({ keyId: signingKey.id, file: config.keys.signing }, "dev mode: generated a new signing key");
-  const store = await openStore(config.store);
+  const clock = options.clock ?? systemClock;
+  const store = await openStore(config.store, options.clock ? { clock: options.clock } : {});
   const metrics = createHttpMetrics();
   let identity: IdentityServices;
   let verification: VerificationService;
   let signing: SigningService;
+  let promotion: Promotion;
   try {
     identity = await createIdentityServices({
       ...options.identity,
@@ -78,24 +116,36 @@ export async function startFerry(loaded: LoadedConfig, options: StartOptions = {
       signingKey,
       logger,
       metrics: metrics.registry,
+      clock,
     });
-    const registryClient = createRegistryClient(config);
+    const registryClient = createRegistryClient(config, { clock });
     verification = createVerificationService(config, {
       ferryKey: signingKey.publicKey,
       readerFor: (ref) => registryClient.repository(ref),
+      clock,
     });
     signing = new SigningService({
       apps: config.apps,
       appPolicies: identity.policies.apps,
       writerFor: (ref) => registryClient.repository(ref),
       signer: keySigner(signingKey),
-      records: storeSigningRecords(store.db),
-      lock: leaseLock(store.leases),
+      records: storeSigningRecords(store, clock),
+      withLease: (name, lease, fn) => store.withLease(name, lease, fn),
       logger,
       maxPredicateBytes: config.signing.maxPredicateBytes,
       maxAttestations: config.signing.maxAttestations,
       annotate: config.signing.annotate,
-      now: () => new Date(),
+      clock,
+    });
+    promotion = createPromotion({
+      config,
+      appPipelines: identity.policies.apps,
+      store,
+      registry: registryPort((ref) => registryClient.repository(ref), config.registryClient.parallelism),
+      verifier: verifierPort(verification),
+      clock,
+      logger,
+      metrics: metrics.registry,
     });
   } catch (err) {
     await store.close();
@@ -104,57 +154,107 @@ export async function startFerry(loaded: LoadedConfig, options: StartOptions = {
   for (const warning of identity.warnings) logger.warn(warning, "risky trust policy");
 
   let shuttingDown = false;
+  // Which calls spend their token is each route's choice (docs/identity.md).
+  const tokenUse = createTokenUse(identity.replay);
   const app = createApp({
     logger,
     metrics,
     openapi: openapiText(),
     bodyLimit: config.server.bodyLimit,
+    jsonDepth: config.server.jsonDepth,
+    serveMetrics: config.server.metricsListen === undefined,
     trustProxy: config.server.trustProxy,
     readiness: () => store.ping(),
     isShuttingDown: () => shuttingDown,
+    apiGuard: createApiAuthGuard(createAuthMiddleware({ verifier: identity.apiVerifier })),
     routers: [
       createWellKnownRouter(identity.keys, config.server.publicUrl),
       createTokenRouter(identity.exchange),
       // Body-parser failures under /v1/token happen before any router and must still answer in
       // RFC 6749 form; an arity-4 function mounted with app.use is an error handler, so it goes here.
       tokenErrorHandler,
-      createApiAuthGuard(createAuthMiddleware({ verifier: identity.apiVerifier, replay: identity.replay })),
-      createVerificationRouter(verification),
-      createSignatureRouter(signing),
+      createVerificationRouter({
+        service: verification,
+        // The apps' pipelines compiled once at load, shared with signing.
+        access: new VerificationAccess({
+          apps: config.apps,
+          appPolicies: identity.policies.apps,
+          readers: config.verification.readers,
+        }),
+        limiter: new RateLimiter({ clock }),
+        rate: { requests: config.verification.rateLimit.requests, perMs: config.verification.rateLimit.per },
+        tokenUse,
+      }),
+      createSignatureRouter(signing, tokenUse),
+      createPromotionRouter(promotion.service, tokenUse),
     ],
   });
 
-  const { host, port } = splitListen(config.server.listen);
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(port, host, (err?: Error) => (err ? reject(err) : resolve(s)));
-    s.once("error", reject);
-  }).catch(async (err) => {
+  let server: Server;
+  let url: string;
+  let metricsServer: Server | undefined;
+  let metricsUrl: string | undefined;
+  try {
+    ({ server, url } = await listenOn(app, config.server.listen));
+    if (config.server.metricsListen !== undefined) {
+      ({ server: metricsServer, url: metricsUrl } = await listenOn(
+        createMetricsApp(metrics, logger),
+        config.server.metricsListen,
+        "server.metricsListen",
+      ).catch(async (err) => {
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+        throw err;
+      }));
+    }
+  } catch (err) {
     await store.close();
-    throw new Error(`cannot listen on ${config.server.listen}: ${(err as Error).message}`, { cause: err });
-  });
+    throw err;
+  }
   server.requestTimeout = 60_000;
   server.headersTimeout = 20_000;
-  const address = server.address() as AddressInfo;
-  const url = `http://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`;
-  logger.info({ url, store: store.engine, dev: config.dev }, "ferry listening");
+  logger.info({ url, metricsUrl, store: store.engine, dev: config.dev }, "ferry listening");
+  promotion.worker.start();
 
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
       shuttingDown = true;
+      // Long-polls answer now rather than hold the drain up to their wait.
+      promotion.service.close();
       const drained = new Promise<void>((resolve) => server.close(() => resolve()));
       // Keep-alive connections that finish their last request while draining become idle; close
       // them as they do, so the drain ends as soon as the last in-flight request has been answered.
       server.closeIdleConnections();
       const sweep = setInterval(() => server.closeIdleConnections(), 50);
-      const grace = setTimeout(() => server.closeAllConnections(), config.server.shutdownGrace);
+      const graceOver = new AbortController();
+      // The grace timer runs on the injected clock (tests move it); a rejection is its abort, once
+      // the drain has finished first.
+      void clock.sleep(config.server.shutdownGrace, graceOver.signal).then(
+        () => server.closeAllConnections(),
+        () => undefined,
+      );
       await drained;
       clearInterval(sweep);
-      clearTimeout(grace);
+      await promotion.close();
+      graceOver.abort();
+      if (metricsServer !== undefined) {
+        // Scrapes are short and need no drain; stopping them last keeps the shutdown observable.
+        metricsServer.closeAllConnections();
+        await new Promise((resolve) => metricsServer.close(resolve));
+      }
       await store.close();
       logger.info("ferry stopped");
     })();
     return closing;
   };
-  return { url, store, logger, signingKey, identity, close };
+  return {
+    url,
+    ...(metricsUrl === undefined ? {} : { metricsUrl }),
+    store,
+    logger,
+    signingKey,
+    identity,
+    close,
+  };
 }

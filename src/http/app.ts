@@ -9,7 +9,8 @@ import express, {
 import helmet from "helmet";
 import { FerryError } from "../common/errors.ts";
 import type { Logger } from "../common/logger.ts";
-import type { HttpMetrics } from "./metrics.ts";
+import { createBodyParsers } from "./body.ts";
+import { type HttpMetrics, metricsHandler } from "./metrics.ts";
 import { notFound, problemMiddleware } from "./problem.ts";
 import { requestId } from "./request-id.ts";
 
@@ -21,6 +22,10 @@ export interface AppDeps {
   openapi: string;
   /** Largest request body in bytes. */
   bodyLimit: number;
+  /** Deepest nesting of a JSON body (`server.jsonDepth`); default 64. */
+  jsonDepth?: number;
+  /** Serve `/metrics` here (default); false when it has a listener of its own (`server.metricsListen`). */
+  serveMetrics?: boolean;
   trustProxy: boolean;
   /** Checks that the service can do its work (store reachable, config loaded). */
   readiness: () => Promise<void>;
@@ -32,6 +37,11 @@ export interface AppDeps {
    * endpoint answers those in RFC 6749 form, not as problems).
    */
   routers?: (Router | ErrorRequestHandler)[];
+  /**
+   * Authenticates `/v1/*` (see `createApiAuthGuard`); mounted before the body parsers, so a request
+   * without a valid token is refused before its body is read.
+   */
+  apiGuard?: Router;
 }
 
 declare module "http" {
@@ -45,6 +55,16 @@ const READINESS_TIMEOUT_MS = 2_000;
 
 /** Paths whose requests leave no access log line (probes and scrapes). */
 const UNLOGGED = new Set(["/healthz", "/readyz", "/metrics"]);
+
+/**
+ * The URL as the log shows it: the path, and `?[redacted]` for a query string. Ferry reads nothing
+ * from query strings, but clients put tokens there (`?access_token=…`), and a parameter's name is
+ * as much the client's choice as its value, so the whole query is withheld.
+ */
+export function loggedUrl(url: string): string {
+  const at = url.indexOf("?");
+  return at === -1 ? url : `${url.slice(0, at)}?[redacted]`;
+}
 
 /** What the access log says of a request (pino-http's `req` serializer, as Ferry configured it). */
 interface LoggedRequest {
@@ -64,8 +84,8 @@ interface AccessState {
 /**
  * The access log, with pino-http's lines and levels (which it replaces): when a response ends, one
  * line with `req` ({@link LoggedRequest}), `res` (`statusCode`) and `responseTime` (ms), saying
- * "request completed", "request aborted" or, with `err`, "request errored" (a 5xx or a stream
- * error). Handlers get `req.log`, a child logger bound to `req`, made on first use: most requests
+ * "request completed", "request aborted" or "request errored" (a 5xx, or a stream error, with its
+ * `err`). Handlers get `req.log`, a child logger bound to `req`, made on first use: most requests
  * never log anything else, and making a child logger per request cost more than the line.
  */
 function accessLog(app: Express, logger: Logger): RequestHandler {
@@ -87,7 +107,7 @@ function accessLog(app: Express, logger: Logger): RequestHandler {
       req: {
         id: String(res.locals.requestId),
         method: req.method,
-        url: req.originalUrl || req.url,
+        url: loggedUrl(req.originalUrl || req.url),
         remoteAddress: req.socket.remoteAddress,
       },
     };
@@ -102,9 +122,13 @@ function accessLog(app: Express, logger: Logger): RequestHandler {
       res.removeListener("error", done);
       const responseTime = Date.now() - started;
       const logged = { statusCode: res.statusCode };
+      // A 5xx was logged with its cause where it was answered (once, with a stack only when
+      // unexpected); this line only counts it. A stream error reached no handler: it has its `err`.
       if (err !== undefined || res.statusCode >= 500) {
-        const error = err ?? new Error(`failed with status code ${res.statusCode}`);
-        logger.info({ req: state.req, res: logged, err: error, responseTime }, "request errored");
+        logger.info(
+          { req: state.req, res: logged, ...(err === undefined ? {} : { err }), responseTime },
+          "request errored",
+        );
         return;
       }
       const msg = !req.readableAborted && res.writableEnded ? "request completed" : "request aborted";
@@ -164,8 +188,8 @@ export function createApp(deps: AppDeps): Express {
     res.setHeader("Cache-Control", "no-store");
     next();
   });
-  app.use(express.json({ limit: deps.bodyLimit, type: ["application/json", "application/*+json"] }));
-  app.use(express.urlencoded({ extended: false, limit: deps.bodyLimit, parameterLimit: 100 }));
+  if (deps.apiGuard !== undefined) app.use(deps.apiGuard);
+  app.use(createBodyParsers({ bytes: deps.bodyLimit, jsonDepth: deps.jsonDepth ?? 64 }));
 
   app.get("/healthz", (_req, res) => {
     res.json({ status: "ok" });
@@ -189,9 +213,7 @@ export function createApp(deps: AppDeps): Express {
     res.json({ status: "ready" });
   });
 
-  app.get("/metrics", async (_req, res) => {
-    res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
-  });
+  if (deps.serveMetrics ?? true) app.get("/metrics", metricsHandler(deps.metrics));
 
   app.get("/openapi.yaml", (_req, res) => {
     res.type("application/yaml").send(deps.openapi);

@@ -1,5 +1,8 @@
-import type { RequestHandler } from "express";
+import express, { type Express, type RequestHandler } from "express";
 import { collectDefaultMetrics, Histogram, Registry } from "prom-client";
+import type { Logger } from "../common/logger.ts";
+import { notFound, problemMiddleware } from "./problem.ts";
+import { requestId } from "./request-id.ts";
 
 /** The Prometheus registry of one Ferry process, and the HTTP middleware that feeds it. */
 export interface HttpMetrics {
@@ -32,4 +35,30 @@ export function createHttpMetrics(): HttpMetrics {
     next();
   };
   return { registry, middleware };
+}
+
+/** `GET /metrics`: the registry in Prometheus text format. */
+export function metricsHandler(metrics: HttpMetrics): RequestHandler {
+  return async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  };
+}
+
+/**
+ * The app of the internal metrics listener (`server.metricsListen`): `GET /metrics` and nothing
+ * else. Metrics name credentials and refusal reasons, so they belong on a port only the scraper
+ * reaches; its own requests are not measured.
+ */
+export function createMetricsApp(metrics: HttpMetrics, logger: Logger): Express {
+  const app = express();
+  app.disable("x-powered-by");
+  app.use(requestId);
+  app.use((_req, res, next) => {
+    res.setHeader("Cache-Control", "no-store");
+    next();
+  });
+  app.get("/metrics", metricsHandler(metrics));
+  app.use(notFound);
+  app.use(problemMiddleware(logger));
+  return app;
 }

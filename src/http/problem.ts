@@ -14,36 +14,6 @@ export interface Problem {
   [extra: string]: unknown;
 }
 
-/** Maps body-parser's typed failures (by their `type`, never their message) to Ferry errors. */
-function fromBodyParser(err: { type?: unknown; status?: unknown }): FerryError | undefined {
-  switch (err.type) {
-    case "entity.parse.failed":
-      return new FerryError(
-        "invalid_json",
-        "the request body is not valid JSON; check for trailing commas and quotes",
-        { cause: err },
-      );
-    case "entity.too.large":
-      return new FerryError("payload_too_large", "the request body is larger than the server accepts", {
-        cause: err,
-      });
-    case "encoding.unsupported":
-    case "charset.unsupported":
-      return new FerryError(
-        "unsupported_media_type",
-        "the request body's encoding or charset is not supported; send UTF-8",
-        { cause: err },
-      );
-    case "request.aborted":
-    case "request.size.invalid":
-    case "stream.encoding.set":
-    case "parameters.too.many":
-      return new FerryError("bad_request", "the request body could not be read", { cause: err });
-    default:
-      return undefined;
-  }
-}
-
 /** Builds the problem document for an error; only FerryError messages ever reach the caller. */
 export function toProblem(err: FerryError, requestId: string, instance: string): Problem {
   const { status, title } = ERROR_CODES[err.code];
@@ -62,15 +32,31 @@ export function toProblem(err: FerryError, requestId: string, instance: string):
 /** The one error middleware: every failure becomes `application/problem+json` with a stable code. */
 export function problemMiddleware(logger: Logger): ErrorRequestHandler {
   return (err, req, res, _next) => {
-    const known = err instanceof FerryError ? err : fromBodyParser(err ?? {});
+    // Body-parser failures arrive as FerryErrors already (see body.ts); anything else is a bug.
     const ferryError =
-      known ??
-      new FerryError("internal", "an internal error occurred; quote the request id when reporting it", {
-        cause: err,
-      });
+      err instanceof FerryError
+        ? err
+        : new FerryError("internal", "an internal error occurred; quote the request id when reporting it", {
+            cause: err,
+          });
     const requestId = String(res.locals.requestId ?? "");
-    if (ferryError.status >= 500) (req.log ?? logger).error({ err, code: ferryError.code }, "request failed");
-    else (req.log ?? logger).info({ code: ferryError.code, reason: ferryError.message }, "request refused");
+    // `detail` is log-only: it goes on the log line here and never into the problem document.
+    const detail = ferryError.detail === undefined ? {} : { detail: ferryError.detail };
+    // An unexpected error (or an `internal` one) logs its stack, once, here. Another 5xx FerryError
+    // is an expected failure (an issuer or registry down): its message and detail say what
+    // happened, and a stack would not.
+    if (ferryError !== err || ferryError.code === "internal")
+      (req.log ?? logger).error({ err, code: ferryError.code, ...detail }, "request failed");
+    else if (ferryError.status >= 500)
+      (req.log ?? logger).warn(
+        { code: ferryError.code, reason: ferryError.message, ...causeOf(ferryError), ...detail },
+        "request failed",
+      );
+    else
+      (req.log ?? logger).info(
+        { code: ferryError.code, reason: ferryError.message, ...detail },
+        "request refused",
+      );
     if (res.headersSent) {
       res.destroy();
       return;
@@ -80,6 +66,11 @@ export function problemMiddleware(logger: Logger): ErrorRequestHandler {
       .type("application/problem+json")
       .json(toProblem(ferryError, requestId, req.originalUrl));
   };
+}
+
+/** The message of an expected failure's cause, for its log line (the stack says nothing more). */
+function causeOf(err: FerryError): { cause?: string } {
+  return err.cause instanceof Error ? { cause: err.cause.message.slice(0, 500) } : {};
 }
 
 /** Answers unknown routes with a 404 problem. */

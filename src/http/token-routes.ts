@@ -1,5 +1,6 @@
 import { type ErrorRequestHandler, type Response, Router } from "express";
 import { z } from "zod";
+import { isFerryError } from "../common/errors.ts";
 import type { ExchangeParams, TokenExchangeService } from "../credentials/exchange.ts";
 import { isIdentityError, type OAuthErrorCode } from "../identity/errors.ts";
 
@@ -55,20 +56,10 @@ export const tokenErrorHandler: ErrorRequestHandler = (err, req, res, next) => {
     sendOAuthError(res, err.oauthStatus, err.oauthError, err.message, err.reason, err.retryAfterSeconds);
     return;
   }
-  // body-parser's failures carry a typed `type` and a 4xx `status` (never classified by message).
-  const { type, status } = (err ?? {}) as { type?: unknown; status?: unknown };
-  if (type === "entity.too.large") {
-    sendOAuthError(res, 413, "invalid_request", "the request body is too large", "request_invalid");
-    return;
-  }
-  if (typeof type === "string" && typeof status === "number" && status >= 400 && status < 500) {
-    sendOAuthError(
-      res,
-      400,
-      "invalid_request",
-      "the request body cannot be read as a form or JSON",
-      "request_invalid",
-    );
+  // Body-parser failures arrive as FerryErrors (src/http/body.ts): a 4xx is the client's fault.
+  if (isFerryError(err) && err.status < 500) {
+    const status = err.status === 413 || err.status === 415 ? err.status : 400;
+    sendOAuthError(res, status, "invalid_request", err.message, "request_invalid");
     return;
   }
   req.log?.error({ err }, "token endpoint failed");

@@ -42,7 +42,8 @@ export const IDENTITY_REASONS = {
   rate_limited: { oauth: "slow_down", status: 429, problem: "rate_limited" },
   issuer_unavailable: { oauth: "temporarily_unavailable", status: 503, problem: "upstream_failed" },
   credential_unavailable: { oauth: "temporarily_unavailable", status: 503, problem: "upstream_failed" },
-  credential_refused: { oauth: "server_error", status: 502, problem: "upstream_failed" },
+  // The cloud refused Ferry's own request (a role Ferry may not assume, a policy it rejects): final.
+  credential_refused: { oauth: "server_error", status: 502, problem: "upstream_denied" },
   internal: { oauth: "server_error", status: 500, problem: "internal" },
 } as const satisfies Record<string, { oauth: OAuthErrorCode; status: number; problem: ErrorCode }>;
 
@@ -65,14 +66,16 @@ export interface IdentityErrorOptions {
  */
 export class IdentityError extends FerryError {
   readonly reason: IdentityReason;
-  readonly detail: Record<string, unknown> | undefined;
   readonly retryAfterSeconds: number | undefined;
 
   constructor(reason: IdentityReason, message: string, options: IdentityErrorOptions = {}) {
-    super(IDENTITY_REASONS[reason].problem, message, { cause: options.cause, extra: { reason } });
+    super(IDENTITY_REASONS[reason].problem, message, {
+      cause: options.cause,
+      extra: { reason },
+      ...(options.detail === undefined ? {} : { detail: options.detail }),
+    });
     this.name = "IdentityError";
     this.reason = reason;
-    this.detail = options.detail;
     this.retryAfterSeconds = options.retryAfterSeconds;
   }
 

@@ -1,3 +1,5 @@
+import type { Clock } from "../common/clock.ts";
+import type { Logger } from "../common/logger.ts";
 import type { FerryConfig } from "../config/schema.ts";
 import { detectPlatform } from "./claims.ts";
 import { httpJsonFetcher, type JsonFetcher } from "./http-fetch.ts";
@@ -7,8 +9,10 @@ import type { TrustedIssuer } from "./verifier.ts";
 /** What building the registered issuers needs: the HTTP port and, for tests, a clock and cache timing. */
 export interface IssuerDeps {
   fetcher?: JsonFetcher;
-  now?: () => number;
+  clock?: Clock;
   timing?: Partial<JwksTiming>;
+  /** Where a failed JWKS or discovery fetch is reported (at warn, with its cause). */
+  logger?: Logger;
 }
 
 /** The issuers of `ferry.yaml`, each with its own JWKS cache. */
@@ -26,8 +30,13 @@ export function registeredIssuers(issuers: FerryConfig["issuers"], deps: IssuerD
     platform: issuer.platform ?? detectPlatform(issuer.url),
     groupsClaim: issuer.groupsClaim,
     keys: new RemoteJwks(
-      { url: issuer.url, jwksUri: issuer.jwksUri, allowInsecureHttp: issuer.allowInsecureHttp },
-      { fetcher, now: deps.now, timing: deps.timing },
+      {
+        name: issuer.name,
+        url: issuer.url,
+        jwksUri: issuer.jwksUri,
+        allowInsecureHttp: issuer.allowInsecureHttp,
+      },
+      { fetcher, clock: deps.clock, timing: deps.timing, logger: deps.logger },
     ),
   }));
 }

@@ -1,7 +1,9 @@
 import type { KeyObject } from "node:crypto";
 import { z } from "zod";
+import { type Clock, systemClock } from "../common/clock.ts";
+import type { Logger } from "../common/logger.ts";
 import { IdentityError } from "./errors.ts";
-import type { JsonFetcher } from "./http-fetch.ts";
+import { FetchError, type JsonFetcher } from "./http-fetch.ts";
 import { publicKeyFromJwk } from "./jws.ts";
 
 /** A verification key for a token's signature. */
@@ -41,6 +43,8 @@ export const JWKS_DEFAULTS: JwksTiming = {
 
 /** What a {@link RemoteJwks} needs to know about its issuer. */
 export interface RemoteJwksIssuer {
+  /** The issuer's name in the config: what log lines call it (see docs/architecture.md, Log fields). */
+  name?: string | undefined;
   url: string;
   jwksUri?: string | undefined;
   allowInsecureHttp: boolean;
@@ -96,8 +100,9 @@ export function keyFits(jwk: Jwk, alg: string): boolean {
 export class RemoteJwks implements KeySource {
   readonly #issuer: RemoteJwksIssuer;
   readonly #fetcher: JsonFetcher;
-  readonly #now: () => number;
+  readonly #clock: Clock;
   readonly #timing: JwksTiming;
+  readonly #logger: Logger | undefined;
   #entry: Entry | undefined;
   #inflight: Promise<Entry> | undefined;
   #lastAttemptAt = Number.NEGATIVE_INFINITY;
@@ -106,11 +111,12 @@ export class RemoteJwks implements KeySource {
 
   constructor(
     issuer: RemoteJwksIssuer,
-    deps: { fetcher: JsonFetcher; now?: () => number; timing?: Partial<JwksTiming> },
+    deps: { fetcher: JsonFetcher; clock?: Clock; timing?: Partial<JwksTiming>; logger?: Logger | undefined },
   ) {
+    this.#logger = deps.logger;
     this.#issuer = issuer;
     this.#fetcher = deps.fetcher;
-    this.#now = deps.now ?? Date.now;
+    this.#clock = deps.clock ?? systemClock;
     this.#timing = { ...JWKS_DEFAULTS, ...deps.timing };
   }
 
@@ -119,7 +125,8 @@ export class RemoteJwks implements KeySource {
     let jwk = select(entry, kid, alg);
     if (jwk === undefined) {
       if (this.#inflight) entry = await this.#inflight;
-      else if (this.#now() - this.#lastAttemptAt >= this.#timing.cooldownMs) entry = await this.#refresh();
+      else if (this.#clock.now() - this.#lastAttemptAt >= this.#timing.cooldownMs)
+        entry = await this.#refresh();
       jwk = select(entry, kid, alg);
     }
     if (jwk === undefined) {
@@ -128,7 +135,7 @@ export class RemoteJwks implements KeySource {
         kid === undefined
           ? "the token has no `kid` and the issuer does not publish exactly one fitting key"
           : "the token's `kid` is not among the issuer's published keys",
-        { detail: { issuer: this.#issuer.url, kid: kid?.slice(0, 100), alg } },
+        { detail: { ...this.#who(), kid: kid?.slice(0, 100), alg } },
       );
     }
     const cacheKey = `${entry.keys.indexOf(jwk)}|${alg}`;
@@ -141,7 +148,7 @@ export class RemoteJwks implements KeySource {
     } catch (cause) {
       throw new IdentityError("key_unknown", "the issuer's key for this token cannot be used", {
         cause,
-        detail: { issuer: this.#issuer.url, kid: kid?.slice(0, 100), alg },
+        detail: { ...this.#who(), kid: kid?.slice(0, 100), alg },
       });
     }
   }
@@ -149,9 +156,10 @@ export class RemoteJwks implements KeySource {
   /** The cached set while it is fresh; otherwise a fetch (or the last failure, within the cooldown). */
   async #fresh(): Promise<Entry> {
     const entry = this.#entry;
-    if (entry && this.#now() < entry.fetchedAt + this.#timing.ttlMs) return entry;
+    if (entry && this.#clock.now() < entry.fetchedAt + this.#timing.ttlMs) return entry;
     if (this.#inflight) return this.#inflight;
-    if (this.#lastError && this.#now() - this.#lastAttemptAt < this.#timing.cooldownMs) throw this.#lastError;
+    if (this.#lastError && this.#clock.now() - this.#lastAttemptAt < this.#timing.cooldownMs)
+      throw this.#lastError;
     return this.#refresh();
   }
 
@@ -163,7 +171,7 @@ export class RemoteJwks implements KeySource {
   }
 
   async #load(): Promise<Entry> {
-    this.#lastAttemptAt = this.#now();
+    this.#lastAttemptAt = this.#clock.now();
     try {
       const jwksUri = await this.#jwksUri();
       const raw = await this.#fetcher.getJson(jwksUri, this.#fetchOptions());
@@ -172,18 +180,32 @@ export class RemoteJwks implements KeySource {
         const parsed = jwkSchema.safeParse(k);
         return parsed.success ? [parsed.data] : [];
       });
-      const entry: Entry = { keys, fetchedAt: this.#now(), imported: new Map() };
+      const entry: Entry = { keys, fetchedAt: this.#clock.now(), imported: new Map() };
       this.#entry = entry;
       this.#lastError = undefined;
       return entry;
     } catch (cause) {
+      const problem = (cause as Error).message;
+      const hint = cause instanceof FetchError ? cause.hint : undefined;
       this.#lastError =
         cause instanceof IdentityError
           ? cause
           : new IdentityError("issuer_unavailable", "the issuer's signing keys cannot be fetched", {
               cause,
-              detail: { issuer: this.#issuer.url, problem: (cause as Error).message },
+              detail: { ...this.#who(), problem, ...(hint === undefined ? {} : { hint }) },
             });
+      // Once per failed fetch (at most one per cooldown), not per refused token: the operator's line.
+      this.#logger?.warn(
+        {
+          ...this.#who(),
+          reason: this.#lastError.reason,
+          problem: cause instanceof IdentityError ? cause.message : problem,
+          ...(cause instanceof FetchError && cause.code !== undefined ? { code: cause.code } : {}),
+          ...(cause instanceof FetchError && cause.status !== undefined ? { status: cause.status } : {}),
+          ...(hint === undefined ? {} : { hint }),
+        },
+        "issuer's signing keys cannot be fetched",
+      );
       throw this.#lastError;
     }
   }
@@ -191,18 +213,23 @@ export class RemoteJwks implements KeySource {
   async #jwksUri(): Promise<string> {
     if (this.#issuer.jwksUri !== undefined) return this.#issuer.jwksUri;
     const known = this.#discovered;
-    if (known && this.#now() < known.at + this.#timing.discoveryTtlMs) return known.jwksUri;
+    if (known && this.#clock.now() < known.at + this.#timing.discoveryTtlMs) return known.jwksUri;
     const base = this.#issuer.url.replace(/\/+$/, "");
     const raw = await this.#fetcher.getJson(`${base}/.well-known/openid-configuration`, this.#fetchOptions());
     const doc = discoverySchema.parse(raw);
     if (doc.issuer !== this.#issuer.url) {
       // OpenID Connect Discovery §4.3: the document must name exactly the issuer it was fetched for.
       throw new IdentityError("issuer_unavailable", "the issuer's discovery document names another issuer", {
-        detail: { issuer: this.#issuer.url, discovered: doc.issuer.slice(0, 200) },
+        detail: { ...this.#who(), discovered: doc.issuer.slice(0, 200) },
       });
     }
-    this.#discovered = { jwksUri: doc.jwks_uri, at: this.#now() };
+    this.#discovered = { jwksUri: doc.jwks_uri, at: this.#clock.now() };
     return doc.jwks_uri;
+  }
+
+  /** The issuer as log lines name it: its config name, or its URL when it has none. */
+  #who(): { issuer: string } | { issuerUrl: string } {
+    return this.#issuer.name === undefined ? { issuerUrl: this.#issuer.url } : { issuer: this.#issuer.name };
   }
 
   #fetchOptions() {

@@ -30,12 +30,24 @@ export const JWS_ALGORITHMS = [
   "EdDSA",
 ] as const;
 
+/** An ECDSA curve's order n and ⌊n/2⌋, big-endian in the width of R and S. */
+interface CurveOrder {
+  n: Buffer;
+  half: Buffer;
+}
+
+function curveOrder(n: bigint, bytes: number): CurveOrder {
+  const toBytes = (v: bigint) => Buffer.from(v.toString(16).padStart(bytes * 2, "0"), "hex");
+  return { n: toBytes(n), half: toBytes(n >> 1n) };
+}
+
 interface AlgSpec {
   digest: string | null;
   kty: "rsa" | "ec" | "ed25519";
-  /** ECDSA: the curve (node's name) and the raw R||S signature length. */
+  /** ECDSA: the curve (node's name), the raw R||S signature length and the curve's order n. */
   curve?: string;
   signatureBytes?: number;
+  order?: CurveOrder;
   pss?: boolean;
 }
 
@@ -46,9 +58,33 @@ const SPECS: Record<string, AlgSpec> = {
   PS256: { digest: "sha256", kty: "rsa", pss: true },
   PS384: { digest: "sha384", kty: "rsa", pss: true },
   PS512: { digest: "sha512", kty: "rsa", pss: true },
-  ES256: { digest: "sha256", kty: "ec", curve: "prime256v1", signatureBytes: 64 },
-  ES384: { digest: "sha384", kty: "ec", curve: "secp384r1", signatureBytes: 96 },
-  ES512: { digest: "sha512", kty: "ec", curve: "secp521r1", signatureBytes: 132 },
+  ES256: {
+    digest: "sha256",
+    kty: "ec",
+    curve: "prime256v1",
+    signatureBytes: 64,
+    order: curveOrder(0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n, 32),
+  },
+  ES384: {
+    digest: "sha384",
+    kty: "ec",
+    curve: "secp384r1",
+    signatureBytes: 96,
+    order: curveOrder(
+      0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973n,
+      48,
+    ),
+  },
+  ES512: {
+    digest: "sha512",
+    kty: "ec",
+    curve: "secp521r1",
+    signatureBytes: 132,
+    order: curveOrder(
+      0x01fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409n,
+      66,
+    ),
+  },
   EdDSA: { digest: null, kty: "ed25519" },
 };
 
@@ -133,6 +169,24 @@ export function derToRaw(der: Uint8Array, size: number): Buffer {
   return raw;
 }
 
+/**
+ * Rewrites a raw R||S ECDSA signature in place to its low-S form: (r, s) and (r, n − s) are both
+ * valid, so Ferry always picks s ≤ n/2, the form verifiers that refuse malleable signatures demand,
+ * and its tokens have one signature per signing input.
+ */
+function toLowS(raw: Buffer, order: CurveOrder): Buffer {
+  const size = order.n.length;
+  // s ≤ ⌊n/2⌋ (n is odd, so that is s ≤ n/2): already low. Byte-wise, to keep BigInt off this path.
+  if (raw.compare(order.half, 0, size, size, 2 * size) <= 0) return raw;
+  let borrow = 0;
+  for (let i = size - 1; i >= 0; i--) {
+    const digit = order.n[i]! - raw[size + i]! - borrow;
+    raw[size + i] = digit & 0xff;
+    borrow = digit < 0 ? 1 : 0;
+  }
+  return raw;
+}
+
 /** JWS's R||S to DER, for node:crypto (minimal INTEGERs, a leading zero where the top bit is set). */
 export function rawToDer(raw: Uint8Array): Buffer {
   const half = raw.length / 2;
@@ -167,7 +221,10 @@ export function verifyJws(token: string, alg: string, key: KeyObject): Promise<b
   });
 }
 
-/** Signs `signingInput` (base64url header `.` base64url payload) and returns the compact JWS. */
+/**
+ * Signs `signingInput` (base64url header `.` base64url payload) and returns the compact JWS; an
+ * ECDSA signature is always in its low-S form ({@link toLowS}).
+ */
 export function signJws(signingInput: string, alg: string, key: KeyObject): Promise<string> {
   const spec = SPECS[alg];
   if (spec === undefined) return Promise.reject(new Error(`unsupported algorithm ${alg}`));
@@ -179,7 +236,7 @@ export function signJws(signingInput: string, alg: string, key: KeyObject): Prom
         return;
       }
       try {
-        const raw = size === undefined ? signature : derToRaw(signature, size);
+        const raw = size === undefined ? signature : toLowS(derToRaw(signature, size), spec.order!);
         resolve(`${signingInput}.${raw.toString("base64url")}`);
       } catch (cause) {
         reject(cause);

@@ -30,6 +30,36 @@ export interface DecodedJwt {
   payload: Record<string, unknown>;
 }
 
+/**
+ * The six bits each base64url character encodes, by char code (the regex above already refused
+ * every other character). Used only to read the spare bits of a segment's last character.
+ */
+const B64URL_BITS = new Uint8Array(128);
+for (const [i, c] of [..."ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"].entries()) {
+  B64URL_BITS[c.charCodeAt(0)] = i;
+}
+
+/**
+ * True when `segment` (already known to be unpadded base64url) is the one encoding of its bytes.
+ * A segment of 4k+2 or 4k+3 characters ends in a character whose low 4 or 2 bits encode nothing:
+ * a decoder ignores them, so setting them gives a different string with the same bytes (a "new"
+ * token to anything keyed on the string). Canonical means those bits are zero; 4k+1 characters
+ * cannot be base64 at all.
+ */
+function isCanonicalBase64url(segment: string): boolean {
+  const rest = segment.length % 4;
+  if (rest === 0) return true;
+  if (rest === 1) return false;
+  const last = B64URL_BITS[segment.charCodeAt(segment.length - 1)]!;
+  return (last & (rest === 2 ? 0x0f : 0x03)) === 0;
+}
+
+function requireCanonical(segment: string, what: string): void {
+  if (!isCanonicalBase64url(segment)) {
+    throw new IdentityError("token_malformed", `the token's ${what} is not canonical base64url`);
+  }
+}
+
 function decodeSegment(segment: string, what: string): unknown {
   const text = Buffer.from(segment, "base64url").toString("utf8");
   try {
@@ -45,7 +75,8 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 
 /**
  * Splits and decodes a compact JWS without verifying it: size first (before anything is parsed),
- * then shape, then header rules. Throws {@link IdentityError} (`token_too_large`, `token_malformed`,
+ * then shape (three segments of unpadded base64url, each in its one canonical encoding), then
+ * header rules. Throws {@link IdentityError} (`token_too_large`, `token_malformed`,
  * `header_not_allowed`).
  */
 export function decodeJwt(token: string): DecodedJwt {
@@ -58,7 +89,10 @@ export function decodeJwt(token: string): DecodedJwt {
       "the token is not a signed JWT (three non-empty base64url segments)",
     );
   }
-  const [h, p] = token.split(".") as [string, string, string];
+  const [h, p, sig] = token.split(".") as [string, string, string];
+  requireCanonical(h, "header");
+  requireCanonical(p, "payload");
+  requireCanonical(sig, "signature");
   const rawHeader = decodeSegment(h, "header");
   if (!isPlainObject(rawHeader))
     throw new IdentityError("token_malformed", "the token's header is not an object");

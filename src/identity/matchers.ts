@@ -1,3 +1,5 @@
+import { anchoredRegExp } from "../common/patterns.ts";
+
 /**
  * Claim matchers: the pieces a trust policy is compiled into. A matcher tests the canonical text of
  * a scalar claim (strings as they are, numbers and booleans as JSON writes them), so `runner_id: 1`
@@ -28,14 +30,6 @@ export function canonicalScalar(value: unknown): string | undefined {
 }
 
 /**
- * Compiles a regex source the way every policy uses it: anchored at both ends, whatever the author
- * wrote (`main|release` means `^(?:main|release)$`). Throws SyntaxError for an invalid source.
- */
-export function anchoredRegex(source: string): RegExp {
-  return new RegExp(`^(?:${source})$`);
-}
-
-/**
  * Compiles a glob: `**` is any text, `*` any text without `/`, `?` one character other than `/`;
  * everything else is literal; the whole value must match.
  */
@@ -53,7 +47,10 @@ export function globRegex(glob: string): RegExp {
   return new RegExp(`^${out}$`, "s");
 }
 
-/** Compiles one matcher from its config form. Throws SyntaxError for an invalid regex. */
+/**
+ * Compiles one matcher from its config form; a regex through {@link anchoredRegExp}, as every
+ * pattern in a policy. Throws SyntaxError for an invalid regex.
+ */
 export function compileMatcher(spec: MatcherSpec): Matcher {
   if (Array.isArray(spec) || typeof spec !== "object") {
     const values = (Array.isArray(spec) ? spec : [spec]).map((v) => canonicalScalar(v)!);
@@ -68,6 +65,6 @@ export function compileMatcher(spec: MatcherSpec): Matcher {
     const re = globRegex(spec.glob);
     return { kind: "glob", description: `glob ${JSON.stringify(spec.glob)}`, test: (v) => re.test(v) };
   }
-  const re = anchoredRegex(spec.regex);
+  const re = anchoredRegExp(spec.regex);
   return { kind: "regex", description: `regex ${JSON.stringify(spec.regex)}`, test: (v) => re.test(v) };
 }

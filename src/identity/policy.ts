@@ -1,3 +1,4 @@
+import { StartupError } from "../common/startup-error.ts";
 import { describeClaim, readClaim } from "./claim-path.ts";
 import { canonicalScalar, compileMatcher, type Matcher, type MatcherSpec } from "./matchers.ts";
 
@@ -58,13 +59,13 @@ export interface CompiledPolicy {
   evaluate(subject: PolicySubject): PolicyDecision;
 }
 
-/** A rule that could not be compiled (an invalid regex): config path and message. */
-export class PolicyCompileError extends Error {
-  override name = "PolicyCompileError";
+/** A rule that could not be compiled (an invalid regex): a {@link StartupError} at its config path. */
+export class PolicyCompileError extends StartupError {
   readonly path: string;
 
-  constructor(path: string, message: string, options?: ErrorOptions) {
-    super(`${path}: ${message}`, options);
+  constructor(path: string, message: string, options: { cause?: unknown } = {}) {
+    super([{ path, message }], options);
+    this.name = "PolicyCompileError";
     this.path = path;
   }
 }

@@ -1,9 +1,11 @@
-import type { Kysely } from "kysely";
+import type { Kysely, RawBuilder } from "kysely";
+import { type Clock, systemClock } from "../common/clock.ts";
+import { CompiledInsert } from "../store/compiled-insert.ts";
 import type { Database } from "../store/schema.ts";
-import { CompiledInsert } from "./compiled-insert.ts";
+import type { Store } from "../store/store.ts";
+import { WriteBatcher } from "../store/write-batcher.ts";
 import { IdentityError } from "./errors.ts";
 import type { VerifiedToken } from "./verifier.ts";
-import { WriteBatcher } from "./write-batcher.ts";
 
 interface ReplayRow extends Record<string, unknown> {
   id: string;
@@ -18,7 +20,8 @@ export interface ReplayGuard {
 
 /** Options of {@link StoreReplayGuard}. */
 export interface StoreReplayGuardOptions {
-  now?: () => number;
+  /** The replica's clock: only paces the purge (which expiry it deletes is the database's call). */
+  clock?: Clock;
   /** Delete expired rows at most this often (default 60 s); the purge rides on a `consume`. */
   purgeEveryMs?: number;
 }
@@ -28,19 +31,24 @@ export interface StoreReplayGuardOptions {
  * `insert … on conflict do nothing returning id` (only one of two racing replicas inserts), with
  * the tokens of one event-loop turn grouped into one statement (see {@link WriteBatcher}). A row is
  * kept until the token's `exp` plus its issuer's leeway, after which the verifier refuses the token
- * anyway and the row can go.
+ * anyway and the row can go. "After" is by the database's clock, never a replica's: a replica whose
+ * clock runs ahead would otherwise delete rows of tokens that every other replica still accepts,
+ * and those tokens could be used again there.
  */
 export class StoreReplayGuard implements ReplayGuard {
   readonly #db: Kysely<Database>;
-  readonly #now: () => number;
+  readonly #dbNowMs: () => RawBuilder<number>;
+  readonly #clock: Clock;
   readonly #purgeEveryMs: number;
   readonly #batcher: WriteBatcher<ReplayRow, boolean>;
   readonly #insertRows: CompiledInsert<Database, ReplayRow, { id: string }>;
   #lastPurge = 0;
 
-  constructor(db: Kysely<Database>, options: StoreReplayGuardOptions = {}) {
+  constructor(store: Pick<Store, "db" | "nowMs">, options: StoreReplayGuardOptions = {}) {
+    const db = store.db;
     this.#db = db;
-    this.#now = options.now ?? Date.now;
+    this.#dbNowMs = () => store.nowMs();
+    this.#clock = options.clock ?? systemClock;
     this.#purgeEveryMs = options.purgeEveryMs ?? 60_000;
     this.#batcher = new WriteBatcher((rows) => this.#insert(rows));
     this.#insertRows = new CompiledInsert(db, ["id", "expires_at"], (rows) =>
@@ -53,7 +61,7 @@ export class StoreReplayGuard implements ReplayGuard {
   }
 
   async consume(token: VerifiedToken): Promise<void> {
-    const now = this.#now();
+    const now = this.#clock.now();
     const expiresAt = Math.ceil(token.expiresAt * 1000 + token.issuer.leewayMs);
     const fresh = await this.#batcher.submit({ id: token.replayKey, expires_at: expiresAt });
     if (!fresh) {
@@ -67,7 +75,7 @@ export class StoreReplayGuard implements ReplayGuard {
     }
     if (now - this.#lastPurge >= this.#purgeEveryMs) {
       this.#lastPurge = now;
-      await this.#db.deleteFrom("token_replay").where("expires_at", "<", now).execute();
+      await this.#db.deleteFrom("token_replay").where("expires_at", "<", this.#dbNowMs()).execute();
     }
   }
 

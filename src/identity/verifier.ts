@@ -1,4 +1,5 @@
 import { hash } from "node:crypto";
+import { type Clock, systemClock } from "../common/clock.ts";
 import { describeClaimIssues, PLATFORM_CLAIMS, type Platform, registeredClaims } from "./claims.ts";
 import { IdentityError } from "./errors.ts";
 import type { KeySource } from "./jwks.ts";
@@ -36,8 +37,10 @@ export interface VerifiedToken {
   /** SHA-256 of the token, hex: what audit records and logs name it by. */
   sha256: string;
   /**
-   * What makes this token single-use: SHA-256 of (iss, jti), or of the whole token when the issuer
-   * sends no `jti` (only possible with `requireJti: false`).
+   * What makes this token single-use, hex: SHA-256 of (iss, jti), or, when the issuer sends no
+   * `jti` (only possible with `requireJti: false`), of (iss, the signed `header.payload`). Never of
+   * the whole string: the signature part can be re-encoded (ECDSA's (r, n − s) is just as valid)
+   * without changing what was signed, and a re-encoded token is the same token.
    */
   replayKey: string;
 }
@@ -52,8 +55,8 @@ export interface TokenVerifier {
 
 /** Options of {@link createTokenVerifier}. */
 export interface VerifierOptions {
-  /** The clock, in epoch milliseconds (tests move it). */
-  now?: () => number;
+  /** The clock `exp`, `nbf`, `iat` and the token's age are checked against (tests pass a `FakeClock`). */
+  clock?: Clock;
 }
 
 /**
@@ -71,7 +74,7 @@ export function createTokenVerifier(
     if (byUrl.has(issuer.url)) throw new Error(`two trusted issuers share the URL ${issuer.url}`);
     byUrl.set(issuer.url, issuer);
   }
-  const now = options.now ?? Date.now;
+  const clock = options.clock ?? systemClock;
 
   async function verify(token: string): Promise<VerifiedToken> {
     const { header, payload } = decodeJwt(token);
@@ -79,7 +82,8 @@ export function createTokenVerifier(
     const issuer = typeof iss === "string" ? byUrl.get(iss) : undefined;
     if (issuer === undefined) {
       throw new IdentityError("issuer_unknown", "the token's issuer is not registered with Ferry", {
-        detail: { iss: typeof iss === "string" ? iss.slice(0, 200) : typeof iss },
+        // No registered issuer, so no name: the log line gets the URL as `issuerUrl`.
+        detail: { issuerUrl: typeof iss === "string" ? iss.slice(0, 200) : typeof iss },
       });
     }
     if (!issuer.algorithms.includes(header.alg)) {
@@ -103,7 +107,7 @@ export function createTokenVerifier(
         detail: { issuer: issuer.name, kid: header.kid?.slice(0, 100) },
       });
     }
-    return checkClaims(token, payload, issuer, now());
+    return checkClaims(token, payload, issuer, clock.now());
   }
 
   return { verify, issuerByUrl: (url) => byUrl.get(url) };
@@ -171,7 +175,6 @@ function checkClaims(
     }
   }
   const sha256 = hash("sha256", token, "hex");
-  const replayKey = claims.jti === undefined ? sha256 : hash("sha256", `${issuer.url}\n${claims.jti}`, "hex");
   return {
     issuer,
     subject: claims.sub,
@@ -181,6 +184,16 @@ function checkClaims(
     issuedAt: claims.iat,
     expiresAt: claims.exp,
     sha256,
-    replayKey,
+    replayKey: replayKey(token, issuer.url, claims.jti),
   };
+}
+
+/**
+ * The single-use key of {@link VerifiedToken.replayKey}. The (iss, jti) form is kept as it was, so
+ * rows written before an upgrade still count; the signing-input form starts with `jws\n`, which no
+ * URL does, so the two forms never meet.
+ */
+function replayKey(token: string, issuerUrl: string, jti: string | undefined): string {
+  if (jti !== undefined) return hash("sha256", `${issuerUrl}\n${jti}`, "hex");
+  return hash("sha256", `jws\n${issuerUrl}\n${token.slice(0, token.lastIndexOf("."))}`, "hex");
 }

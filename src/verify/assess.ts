@@ -1,3 +1,4 @@
+import { bindToApp, type RepositoryScope } from "./binding.ts";
 import type { Candidate } from "./candidate.ts";
 import { bestRefusal, type CryptoVerdict, verifyCandidate } from "./entity.ts";
 import { COSIGN_SIGN_PREDICATE } from "./media.ts";
@@ -69,13 +70,15 @@ function contentFailure(a: { content: SignedContent; candidate: Candidate }, dig
 /**
  * Assesses every candidate once: its cryptography against all the authorities the policy names,
  * then — only if some authority vouched for it — what its signed content says about `digest`.
- * Unsigned hints are compared with signed content, never used in its place.
+ * Unsigned hints are compared with signed content, never used in its place. Ferry's own signatures
+ * must also name a repository of the app that `scope.repository` belongs to (`binding.ts`).
  */
 export function assess(
   candidates: Candidate[],
   digest: string,
   authorities: string[],
   ctx: TrustContext,
+  scope?: RepositoryScope,
 ): Assessment[] {
   return candidates.map((candidate): Assessment => {
     if (!candidate.readable) {
@@ -96,8 +99,16 @@ export function assess(
       };
     }
     const content = signedContent(candidate);
+    const role = roleOf(candidate, content);
     const failure = contentFailure({ content, candidate }, digest);
-    return { candidate, role: roleOf(candidate, content), verdict, content, ...(failure ? { failure } : {}) };
+    if (failure) return { candidate, role, verdict, content, failure };
+    const bound = bindToApp(verdict, content, digest, ctx, scope);
+    if (bound.vouches.length === 0) {
+      const refusal = bound.refusals.find((r) => r.reason === "repository_not_in_app")!;
+      const failure = { reason: refusal.reason, message: refusal.message };
+      return { candidate, role, verdict: bound, content, failure };
+    }
+    return { candidate, role, verdict: bound, content };
   });
 }
 
@@ -111,6 +122,7 @@ export function outcome(
   return {
     source: a.candidate.source,
     digest: a.candidate.digest,
+    ...(a.candidate.manifestDigest ? { manifestDigest: a.candidate.manifestDigest } : {}),
     reason,
     message,
     ...(authorities && authorities.length > 0 ? { authorities } : {}),

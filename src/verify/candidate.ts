@@ -15,8 +15,14 @@ interface CandidateBase {
   format: CandidateFormat;
   /** Where it came from, for the report. */
   source: string;
-  /** Digest of the object holding the signature (layer or bundle blob): part of the cache key. */
+  /** Digest of the object holding the signature (layer or bundle blob). */
   digest: string;
+  /**
+   * Digest of the manifest listing it (the `.sig` / `.att` manifest, or the referrer): part of the
+   * decision cache key, since it covers the layer's annotations (signature, certificate, bundle),
+   * which the layer digest does not. Discovery always sets it; a bundle read from a file has none.
+   */
+  manifestDigest?: string;
 }
 
 /** A candidate whose bytes were read and parsed into a bundle. */

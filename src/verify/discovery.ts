@@ -6,6 +6,7 @@ import type { Descriptor } from "../registry/manifest.ts";
 import type { Candidate } from "./candidate.ts";
 import { legacyIntotoEntry } from "./intoto-v001.ts";
 import { dsseLayerToBundle, simpleSigningToBundle } from "./legacy.ts";
+import type { ReadBudget } from "./limits.ts";
 import { Annotation, DSSE_ENVELOPE, isBundleMediaType, SIMPLE_SIGNING } from "./media.ts";
 import type { ArtifactFetcher, ManifestObject } from "./ports.ts";
 
@@ -20,13 +21,26 @@ export interface Discovery {
 export interface DiscoverOptions {
   /** The largest signature, attestation or bundle blob read into memory. */
   maxBlobBytes: number;
+  /** The verification's caps and byte count, shared by the subject and its platform manifests. */
+  budget: ReadBudget;
+  /** The verification's deadline: passed to every read, and checked between steps. */
+  signal?: AbortSignal | undefined;
 }
 
 function sha256Hex(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
 }
 
-function unreadable(candidate: Omit<Candidate, "readable">, err: unknown): Candidate {
+/**
+ * A candidate that could not be read fails closed, as a candidate. A read cut short by the
+ * deadline is not a fact about the candidate: it is rethrown, and never reaches a decision.
+ */
+function unreadable(
+  candidate: Omit<Candidate, "readable">,
+  err: unknown,
+  signal: AbortSignal | undefined,
+): Candidate {
+  if (signal?.aborted) throw err;
   const mismatch = isFerryError(err, "digest_mismatch");
   return {
     ...candidate,
@@ -38,60 +52,85 @@ function unreadable(candidate: Omit<Candidate, "readable">, err: unknown): Candi
   } as Candidate;
 }
 
-async function legacySignatures(fetcher: ArtifactFetcher, tag: string, opts: DiscoverOptions) {
-  const sig = await fetcher.legacyTag(`${tag}.sig`);
-  if (sig?.manifest.kind !== "image") return [];
-  return Promise.all(
-    sig.manifest.value.layers
-      .filter((layer) => layer.mediaType === SIMPLE_SIGNING)
-      .map(async (layer, i): Promise<Candidate> => {
-        const base = {
-          format: "cosign-signature" as const,
-          source: `tag ${tag}.sig layer ${i}`,
-          digest: layer.digest,
-        };
-        try {
-          const payload = Buffer.from(await fetcher.blob(layer, opts.maxBlobBytes));
-          return {
-            ...base,
-            readable: true,
-            bundle: simpleSigningToBundle(layer, sha256Hex(payload)),
-            artifact: payload,
-          };
-        } catch (err) {
-          return unreadable(base, err);
-        }
-      }),
+/**
+ * The layers of `media` a legacy tag's manifest lists, after the caps: refused before any is read
+ * when there are more than `limits.layers`, or when their declared sizes pass the byte budget.
+ */
+function legacyLayers(found: ManifestObject | undefined, media: string, what: string, opts: DiscoverOptions) {
+  if (found?.manifest.kind !== "image") return [];
+  const layers = found.manifest.value.layers.filter((layer) => layer.mediaType === media);
+  admitLayers(layers, what, opts);
+  return layers;
+}
+
+function admitLayers(layers: Descriptor[], what: string, opts: DiscoverOptions): void {
+  opts.budget.count(layers.length, opts.budget.limits.layers, "too_many_layers", `layers of ${what}`);
+  opts.budget.reserve(
+    layers.reduce((sum, l) => sum + l.size, 0),
+    what,
   );
 }
 
-async function legacyAttestations(fetcher: ArtifactFetcher, tag: string, opts: DiscoverOptions) {
-  const att = await fetcher.legacyTag(`${tag}.att`);
-  if (att?.manifest.kind !== "image") return [];
+function legacySignatures(
+  fetcher: ArtifactFetcher,
+  tag: string,
+  sig: ManifestObject | undefined,
+  opts: DiscoverOptions,
+) {
+  const layers = legacyLayers(sig, SIMPLE_SIGNING, `${tag}.sig`, opts);
   return Promise.all(
-    att.manifest.value.layers
-      .filter((layer) => layer.mediaType === DSSE_ENVELOPE)
-      .map(async (layer, i): Promise<Candidate> => {
-        const base = {
-          format: "cosign-attestation" as const,
-          source: `tag ${tag}.att layer ${i}`,
-          digest: layer.digest,
+    layers.map(async (layer, i): Promise<Candidate> => {
+      const base = {
+        format: "cosign-signature" as const,
+        source: `tag ${tag}.sig layer ${i}`,
+        digest: layer.digest,
+        manifestDigest: sig!.digest,
+      };
+      try {
+        const payload = Buffer.from(await fetcher.blob(layer, opts.maxBlobBytes, { signal: opts.signal }));
+        return {
+          ...base,
+          readable: true,
+          bundle: simpleSigningToBundle(layer, sha256Hex(payload)),
+          artifact: payload,
         };
-        try {
-          const bytes = await fetcher.blob(layer, opts.maxBlobBytes);
-          const claimed = layer.annotations?.[Annotation.predicateType];
-          const intoto = legacyIntotoEntry(layer, bytes);
-          return {
-            ...base,
-            readable: true,
-            bundle: dsseLayerToBundle(layer, bytes),
-            ...(claimed ? { claimedPredicateType: claimed } : {}),
-            ...(intoto ? { legacyIntoto: intoto } : {}),
-          };
-        } catch (err) {
-          return unreadable(base, err);
-        }
-      }),
+      } catch (err) {
+        return unreadable(base, err, opts.signal);
+      }
+    }),
+  );
+}
+
+function legacyAttestations(
+  fetcher: ArtifactFetcher,
+  tag: string,
+  att: ManifestObject | undefined,
+  opts: DiscoverOptions,
+) {
+  const layers = legacyLayers(att, DSSE_ENVELOPE, `${tag}.att`, opts);
+  return Promise.all(
+    layers.map(async (layer, i): Promise<Candidate> => {
+      const base = {
+        format: "cosign-attestation" as const,
+        source: `tag ${tag}.att layer ${i}`,
+        digest: layer.digest,
+        manifestDigest: att!.digest,
+      };
+      try {
+        const bytes = await fetcher.blob(layer, opts.maxBlobBytes, { signal: opts.signal });
+        const claimed = layer.annotations?.[Annotation.predicateType];
+        const intoto = legacyIntotoEntry(layer, bytes);
+        return {
+          ...base,
+          readable: true,
+          bundle: dsseLayerToBundle(layer, bytes),
+          ...(claimed ? { claimedPredicateType: claimed } : {}),
+          ...(intoto ? { legacyIntoto: intoto } : {}),
+        };
+      } catch (err) {
+        return unreadable(base, err, opts.signal);
+      }
+    }),
   );
 }
 
@@ -108,9 +147,10 @@ async function referrerCandidates(
   const source = `referrer ${descriptor.digest}`;
   let referrer: ManifestObject;
   try {
-    referrer = await fetcher.manifest(descriptor.digest);
+    referrer = await fetcher.manifest(descriptor.digest, { signal: opts.signal });
   } catch (err) {
-    return [unreadable({ format: "sigstore-bundle", source, digest: descriptor.digest }, err)];
+    const base = { format: "sigstore-bundle" as const, source, digest: descriptor.digest };
+    return [unreadable({ ...base, manifestDigest: descriptor.digest }, err, opts.signal)];
   }
   if (referrer.manifest.kind !== "image") return [];
   const value = referrer.manifest.value;
@@ -118,11 +158,17 @@ async function referrerCandidates(
   if (value.subject?.digest !== subject.digest) return [];
   const predicateHint = value.annotations?.["dev.sigstore.bundle.predicateType"];
   const layers = value.layers.filter((l) => isBundleMediaType(l.mediaType));
+  admitLayers(layers, source, opts);
   return Promise.all(
     layers.map(async (layer): Promise<Candidate> => {
-      const base = { format: "sigstore-bundle" as const, source, digest: layer.digest };
+      const base = {
+        format: "sigstore-bundle" as const,
+        source,
+        digest: layer.digest,
+        manifestDigest: referrer.digest,
+      };
       try {
-        const bytes = await fetcher.blob(layer, opts.maxBlobBytes);
+        const bytes = await fetcher.blob(layer, opts.maxBlobBytes, { signal: opts.signal });
         const bundle = bundleFromJSON(JSON.parse(Buffer.from(bytes).toString("utf8")));
         return {
           ...base,
@@ -133,16 +179,18 @@ async function referrerCandidates(
           ...(predicateHint ? { claimedPredicateType: predicateHint } : {}),
         };
       } catch (err) {
-        return unreadable(base, err);
+        return unreadable(base, err, opts.signal);
       }
     }),
   );
 }
 
 /**
- * Finds every signature and attestation of `digest` in one pass: cosign's legacy `.sig` and `.att`
- * tags and Sigstore bundles attached as referrers. The independent lookups run in parallel; the
- * fetcher is expected to serve each immutable object once (see `CachingFetcher`).
+ * Finds every signature and attestation of `digest`: cosign's legacy `.sig` and `.att` tags and
+ * Sigstore bundles attached as referrers. First the lists, in parallel (the subject, both tags, the
+ * referrers); then, once the caps have admitted what they name (`limits.ts`), every layer and
+ * referrer manifest, in parallel. The fetcher is expected to serve each immutable object once (see
+ * `CachingFetcher`). Throws {@link LimitExceeded} before reading anything over a cap.
  */
 export async function discover(
   fetcher: ArtifactFetcher,
@@ -150,13 +198,27 @@ export async function discover(
   opts: DiscoverOptions,
 ): Promise<Discovery> {
   const tag = digestTag(digest);
-  const [subject, signatures, attestations, referrers] = await Promise.all([
-    fetcher.manifest(digest),
-    legacySignatures(fetcher, tag, opts),
-    legacyAttestations(fetcher, tag, opts),
-    fetcher.referrers(digest),
+  const read = { signal: opts.signal };
+  const [subject, sig, att, referrers] = await Promise.all([
+    fetcher.manifest(digest, read),
+    fetcher.legacyTag(`${tag}.sig`, read),
+    fetcher.legacyTag(`${tag}.att`, read),
+    fetcher.referrers(digest, read),
   ]);
+  opts.signal?.throwIfAborted();
   const unique = [...new Map(referrers.map((d) => [d.digest, d])).values()];
-  const bundles = await Promise.all(unique.map((d) => referrerCandidates(fetcher, d, subject, opts)));
+  const manifests = (sig ? 1 : 0) + (att ? 1 : 0) + unique.length;
+  opts.budget.count(
+    manifests,
+    opts.budget.limits.candidates,
+    "too_many_candidates",
+    `signature and attestation manifests of ${digest}`,
+  );
+  const [signatures, attestations, bundles] = await Promise.all([
+    legacySignatures(fetcher, tag, sig, opts),
+    legacyAttestations(fetcher, tag, att, opts),
+    Promise.all(unique.map((d) => referrerCandidates(fetcher, d, subject, opts))),
+  ]);
+  opts.signal?.throwIfAborted();
   return { subject, candidates: [...signatures, ...attestations, ...bundles.flat()] };
 }

@@ -41,6 +41,7 @@ const PROGRESS: Record<string, number> = {
   issuer_mismatch: 5,
   identity_mismatch: 6,
   extension_mismatch: 7,
+  repository_not_in_app: 8,
 };
 
 /** The refusal that best explains why a candidate is not trusted. */
@@ -104,6 +105,45 @@ function checkIdentity(authority: KeylessAuthority, identity: CertificateIdentit
   return undefined;
 }
 
+type KeylessResult = { signer?: Signer; refusal?: { reason: CandidateReason; message: string } };
+
+/**
+ * Verifies a certificate-signed entity against one trusted root: its CAs, logs and TSAs only. A
+ * root that did not load fails closed as `trust_root_unavailable`.
+ */
+function verifyAgainstRoot(
+  candidate: ReadableCandidate,
+  entity: ReturnType<typeof toSignedEntity>,
+  rootName: string,
+  ctx: TrustContext,
+): KeylessResult {
+  const root = ctx.keyless.find((k) => k.root === rootName);
+  if (!root) {
+    return {
+      refusal: {
+        reason: "trust_root_unavailable",
+        message: ctx.rootProblem ?? `trusted root ${rootName} is not loaded`,
+      },
+    };
+  }
+  try {
+    let target = entity;
+    // An intoto v0.0.1 entry, which the library refuses, is verified by Ferry against this root's
+    // logs; the library then checks the rest of the same entity without it.
+    if (candidate.legacyIntoto) {
+      const checked = checkIntotoV001(candidate.legacyIntoto, candidate.bundle, entity, root.tlogs);
+      if ("failure" in checked) {
+        return { refusal: { ...checked.failure, message: `${checked.failure.message} (root ${rootName})` } };
+      }
+      target = checked.entity;
+    }
+    return { signer: root.verifier.verify(target) };
+  } catch (err) {
+    const r = reasonOf(err, false);
+    return { refusal: { reason: r.reason, message: `${r.message} (root ${rootName})` } };
+  }
+}
+
 /**
  * Verifies one candidate's cryptography against the named authorities: signature, certificate
  * chain, timestamps and log entries through `@sigstore/verify`, then (for certificates) the
@@ -124,43 +164,27 @@ export function verifyCandidate(
   }
   const certified = entity.key.$case === "certificate";
   // A certificate is verified once per root, whatever the number of keyless authorities.
-  let keylessResult: { signer?: Signer; refusal?: { reason: CandidateReason; message: string } } | undefined;
-  const keylessSigner = () => {
-    if (keylessResult) return keylessResult;
-    if (ctx.rootProblem && ctx.keyless.length === 0) {
-      keylessResult = { refusal: { reason: "trust_root_unavailable", message: ctx.rootProblem } };
-      return keylessResult;
+  const byRoot = new Map<string, KeylessResult>();
+  const keylessSigner = (authority: KeylessAuthority): KeylessResult => {
+    const only = ctx.keyless.length === 1 ? ctx.keyless[0]!.root : undefined;
+    const rootName = authority.root ?? only;
+    if (rootName === undefined) {
+      if (ctx.rootProblem) return { refusal: { reason: "trust_root_unavailable", message: ctx.rootProblem } };
+      return {
+        refusal: {
+          reason: "certificate_untrusted",
+          message:
+            ctx.keyless.length === 0
+              ? "no trusted root is configured"
+              : "the authority names no trusted root, and several are configured",
+        },
+      };
     }
-    const failures: { reason: CandidateReason; message: string }[] = [];
-    for (const { root, verifier, tlogs } of ctx.keyless) {
-      try {
-        let target = entity;
-        // An intoto v0.0.1 entry, which the library refuses, is verified by Ferry against this
-        // root's logs; the library then checks the rest of the same entity without it.
-        if (candidate.legacyIntoto) {
-          const checked = checkIntotoV001(candidate.legacyIntoto, candidate.bundle, entity, tlogs);
-          if ("failure" in checked) {
-            failures.push({ ...checked.failure, message: `${checked.failure.message} (root ${root})` });
-            continue;
-          }
-          target = checked.entity;
-        }
-        keylessResult = { signer: verifier.verify(target) };
-        return keylessResult;
-      } catch (err) {
-        const r = reasonOf(err, false);
-        failures.push({ reason: r.reason, message: `${r.message} (root ${root})` });
-      }
-    }
-    const best = bestRefusal(failures.map((f) => ({ authority: "", ...f })));
-    keylessResult = {
-      refusal: best
-        ? ctx.rootProblem
-          ? { reason: "trust_root_unavailable", message: `${best.message}; ${ctx.rootProblem}` }
-          : best
-        : { reason: "certificate_untrusted", message: "no trusted root is configured" },
-    };
-    return keylessResult;
+    const known = byRoot.get(rootName);
+    if (known) return known;
+    const result = verifyAgainstRoot(candidate, entity, rootName, ctx);
+    byRoot.set(rootName, result);
+    return result;
   };
 
   for (const name of names) {
@@ -191,7 +215,7 @@ export function verifyCandidate(
       });
       continue;
     }
-    const { signer, refusal } = keylessSigner();
+    const { signer, refusal } = keylessSigner(authority);
     if (!signer) {
       verdict.refusals.push({ ...refusal!, authority: name });
       continue;

@@ -1,7 +1,8 @@
 import { assess } from "./assess.ts";
+import type { RepositoryScope } from "./binding.ts";
 import { provenanceCheck, sbomCheck, signatureCheck } from "./checks.ts";
 import type { Discovery } from "./discovery.ts";
-import type { CompiledPolicy } from "./policy.ts";
+import type { CompiledRequirements } from "./policy.ts";
 import type { Check } from "./report.ts";
 import type { TrustContext } from "./trust-context.ts";
 
@@ -18,14 +19,15 @@ export interface PlatformDiscovery {
  * authorities; each check then reads the assessments with its own authorities.
  */
 export function evaluate(
-  policy: CompiledPolicy,
+  policy: CompiledRequirements,
   ctx: TrustContext,
   discovery: Discovery,
   platforms: PlatformDiscovery[],
   now: Date,
+  scope?: RepositoryScope,
 ): Check[] {
   const digest = discovery.subject.digest;
-  const assessments = assess(discovery.candidates, digest, policy.authorities, ctx);
+  const assessments = assess(discovery.candidates, digest, policy.authorities, ctx, scope);
   const checks: Check[] = [];
   if (policy.signature) {
     const check = signatureCheck(assessments, policy.signature);
@@ -35,7 +37,7 @@ export function evaluate(
     }
     checks.push(check);
     for (const p of platforms) {
-      const own = assess(p.discovery.candidates, p.digest, policy.signature.authorities, ctx);
+      const own = assess(p.discovery.candidates, p.digest, policy.signature.authorities, ctx, scope);
       const c = signatureCheck(own, policy.signature, "platform-signature");
       checks.push({
         ...c,

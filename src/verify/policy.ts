@@ -3,7 +3,7 @@ import type { Authority } from "./authorities.ts";
 import type { ProvenanceRule, SbomRule, SignatureRule } from "./checks.ts";
 
 /** An environment's requirements, compiled once at config load. */
-export interface CompiledPolicy {
+export interface CompiledRequirements {
   environment: string;
   signature?: SignatureRule & { multiArch: "index" | "index-and-platforms" };
   sbom?: SbomRule;
@@ -31,18 +31,23 @@ function describeAuthority(a: Authority | undefined): unknown {
       key: createHash("sha256")
         .update(a.key.export({ format: "der", type: "spki" }))
         .digest("hex"),
+      ...(a.bindsApp ? { bindsApp: true } : {}),
     };
   }
-  return { issuer: a.issuer, subject: a.subjectText, extensions: a.extensions };
+  return { issuer: a.issuer, subject: a.subjectText, extensions: a.extensions, root: a.root ?? null };
 }
 
-/** Compiles one environment's requirements. `roots` names the trusted roots (part of the hash). */
-export function compilePolicy(
+/**
+ * Compiles one environment's requirements (`environments[].require`). Not the trust policies of
+ * `src/identity/policy.ts` (who may exchange a token or sign): these say what an artifact must carry.
+ * `roots` names the trusted roots (part of the hash).
+ */
+export function compileRequirements(
   environment: string,
   require: RequireConfig,
   authorities: Map<string, Authority>,
   roots: string[],
-): CompiledPolicy {
+): CompiledRequirements {
   const names = [
     ...new Set([
       ...(require.signature?.authorities ?? []),
@@ -50,7 +55,7 @@ export function compilePolicy(
       ...(require.provenance?.authorities ?? []),
     ]),
   ];
-  const policy: Omit<CompiledPolicy, "hash"> = {
+  const policy: Omit<CompiledRequirements, "hash"> = {
     environment,
     ...(require.signature ? { signature: { ...require.signature } } : {}),
     ...(require.sbom

@@ -24,6 +24,11 @@ export const CHECK_REASONS = [
   "fetch_failed",
   "timeout",
   "trust_root_unavailable",
+  // a `trust.limits` cap, decided before the excess objects are read (limits.ts)
+  "too_many_candidates",
+  "too_many_layers",
+  "too_many_platforms",
+  "evidence_too_large",
 ] as const;
 export type CheckReason = (typeof CHECK_REASONS)[number];
 
@@ -59,6 +64,8 @@ export const CANDIDATE_REASONS = [
   "certificate_source_mismatch",
   "authority_not_allowed",
   "trust_root_unavailable",
+  // signed with Ferry's key for a repository of another app (or of no app)
+  "repository_not_in_app",
 ] as const;
 export type CandidateReason = (typeof CANDIDATE_REASONS)[number];
 
@@ -68,6 +75,8 @@ export interface CandidateOutcome {
   source: string;
   /** Digest of the signature or attestation object (layer or bundle blob). */
   digest: string;
+  /** Digest of the manifest holding it (the `.sig` / `.att` manifest, or the referrer). */
+  manifestDigest?: string;
   reason: CandidateReason;
   message: string;
   /** The authorities that vouched for it (when its cryptography verified). */

@@ -25,7 +25,7 @@ const simpleSigningSchema = z.object({
 
 /** What a candidate's signed content says, read only after its signature verified. */
 export type SignedContent =
-  | { kind: "simple-signing"; manifestDigest: string }
+  | { kind: "simple-signing"; manifestDigest: string; dockerReference?: string }
   | { kind: "message-digest"; digest: string }
   | { kind: "statement"; statement: Statement }
   | { kind: "unreadable"; message: string };
@@ -46,7 +46,12 @@ export function signedContent(candidate: ReadableCandidate): SignedContent {
     }
     if (candidate.format === "cosign-signature" && candidate.artifact) {
       const payload = simpleSigningSchema.parse(JSON.parse(candidate.artifact.toString("utf8")));
-      return { kind: "simple-signing", manifestDigest: payload.critical.image["docker-manifest-digest"] };
+      const reference = payload.critical.identity?.["docker-reference"];
+      return {
+        kind: "simple-signing",
+        manifestDigest: payload.critical.image["docker-manifest-digest"],
+        ...(reference !== undefined ? { dockerReference: reference } : {}),
+      };
     }
     const artifact = candidate.artifact ?? Buffer.alloc(0);
     return {

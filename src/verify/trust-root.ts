@@ -63,3 +63,24 @@ export function loadTrustRoots(files: string[], publicGood: boolean | undefined)
     ...(problems.length > 0 ? { problem: `trusted root not loaded (${problems.join("; ")})` } : {}),
   };
 }
+
+/**
+ * The trusted roots the config names, as {@link loadTrustRoots} names them: `public-good` first
+ * when it is trusted (by `publicGood`, or because no file is given), then the files.
+ */
+export function configuredRootNames(trust: {
+  trustedRoot?: string | string[] | undefined;
+  publicGood?: boolean | undefined;
+}): {
+  files: string[];
+  names: string[];
+} {
+  const files =
+    trust.trustedRoot === undefined
+      ? []
+      : Array.isArray(trust.trustedRoot)
+        ? trust.trustedRoot
+        : [trust.trustedRoot];
+  const names = [...((trust.publicGood ?? files.length === 0) ? ["public-good"] : []), ...files];
+  return { files, names };
+}

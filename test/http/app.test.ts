@@ -73,8 +73,9 @@ describe("operational endpoints", () => {
 });
 
 describe("bad input", () => {
+  // Outside /v1: under it, authentication comes first (test/http/verification-authz.test.ts).
   it("malformed JSON is a 400 problem naming the problem", async () => {
-    const res = await fetch(`${ferry.url}/v1/anything`, {
+    const res = await fetch(`${ferry.url}/anything`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: '{"image": "x",}',
@@ -84,7 +85,7 @@ describe("bad input", () => {
   });
 
   it("an oversized body is a 413 problem", async () => {
-    const res = await fetch(`${ferry.url}/v1/anything`, {
+    const res = await fetch(`${ferry.url}/anything`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ pad: "x".repeat(4096) }),
@@ -149,5 +150,21 @@ describe("error middleware", () => {
   it("/readyz is 503 when the store is unreachable", async () => {
     const body = await expectProblem(await fetch(`${base}/readyz`), 503, "unavailable");
     expect(body.detail).toMatch(/store/);
+  });
+
+  it("logs an unexpected error's stack once, at error, and an expected 5xx at warn with its cause and no stack", async () => {
+    logs.length = 0;
+    await expectProblem(await fetch(`${base}/boom`), 500, "internal");
+    await expectProblem(await fetch(`${base}/readyz`), 503, "unavailable");
+    const lines = logs.map((l) => JSON.parse(l) as Record<string, unknown>);
+    const stacked = lines.filter((l) => JSON.stringify(l).includes('"stack"'));
+    expect(stacked).toHaveLength(1);
+    expect(stacked[0]).toMatchObject({ level: "error", msg: "request failed", code: "internal" });
+    expect(lines.find((l) => l.msg === "request errored")).toMatchObject({ res: { statusCode: 500 } });
+    expect(lines.find((l) => l.code === "unavailable")).toMatchObject({
+      level: "warn",
+      msg: "request failed",
+      cause: "db down",
+    });
   });
 });

@@ -10,6 +10,7 @@ import { createApp } from "../../src/http/app.ts";
 import {
   createApiAuthGuard,
   createAuthMiddleware,
+  createTokenUse,
   principalOf,
   requireHuman,
   requirePipeline,
@@ -54,17 +55,24 @@ beforeAll(async () => {
     signingKey: parseSigningKey(generateSigningKeyPem(), "test"),
     logger,
   });
+  const { consume, reuse } = createTokenUse(identity.replay);
   const whoami = express.Router();
-  whoami.get("/v1/whoami", (_req, res) => {
+  whoami.get("/v1/whoami", reuse, (_req, res) => {
     res.json(principalOf(res));
   });
-  whoami.post("/v1/whoami", (_req, res) => {
+  whoami.post("/v1/whoami", consume, (_req, res) => {
     res.json(principalOf(res));
   });
-  whoami.post("/v1/approvals", (_req, res) => {
+  whoami.post("/v1/lookups", reuse, (_req, res) => {
+    res.json(principalOf(res));
+  });
+  whoami.post("/v1/undeclared", (_req, res) => {
+    res.json(principalOf(res));
+  });
+  whoami.post("/v1/approvals", consume, (_req, res) => {
     res.json({ approver: requireHuman(res).subject });
   });
-  whoami.post("/v1/signatures", (_req, res) => {
+  whoami.post("/v1/signatures", consume, (_req, res) => {
     res.json({ pipeline: requirePipeline(res).subject });
   });
   const app = createApp({
@@ -75,10 +83,8 @@ beforeAll(async () => {
     trustProxy: false,
     readiness: async () => {},
     isShuttingDown: () => false,
-    routers: [
-      createApiAuthGuard(createAuthMiddleware({ verifier: identity.apiVerifier, replay: identity.replay })),
-      whoami,
-    ],
+    apiGuard: createApiAuthGuard(createAuthMiddleware({ verifier: identity.apiVerifier })),
+    routers: [whoami],
   });
   server = await new Promise((resolve) => {
     const s = app.listen(0, "127.0.0.1", () => resolve(s));
@@ -143,10 +149,28 @@ describe("authentication on /v1/*", () => {
     }
   });
 
-  it("a state-changing request consumes the token: single use", async () => {
+  it("a route that consumes the token makes it single use", async () => {
     const token = await github.sign(githubClaims({ iss: github.url, aud: AUD }));
     expect((await call("/v1/whoami", token, "POST")).status).toBe(200);
-    await problem(await call("/v1/whoami", token, "POST"), 401, "token_replayed");
+    const replayed = await call("/v1/whoami", token, "POST");
+    await problem(replayed, 401, "token_replayed");
+    expect(replayed.headers.get("www-authenticate")).toMatch(/error="invalid_token"/);
+    // A token spent on a change no longer authenticates anything that consumes.
+    await problem(await call("/v1/approvals", token, "POST"), 401, "token_replayed");
+  });
+
+  it("a POST route that only reads does not consume: the token is presented again", async () => {
+    const token = await github.sign(githubClaims({ iss: github.url, aud: AUD }));
+    for (let i = 0; i < 3; i++) expect((await call("/v1/lookups", token, "POST")).status).toBe(200);
+    // And can still be spent once by a route that changes state.
+    expect((await call("/v1/whoami", token, "POST")).status).toBe(200);
+  });
+
+  it("a route that has not chosen whether it consumes the token fails closed", async () => {
+    const token = await github.sign(githubClaims({ iss: github.url, aud: AUD }));
+    const res = await call("/v1/undeclared", token, "POST");
+    expect(res.status).toBe(500);
+    expect(await res.json()).toMatchObject({ code: "internal" });
   });
 
   it("a human token yields a human principal with groups; kinds are enforced", async () => {

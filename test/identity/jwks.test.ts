@@ -1,7 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { FakeClock } from "../../src/common/clock.ts";
+import { fetchableUrlProblem, isLoopbackHostname } from "../../src/common/url-policy.ts";
 import { httpJsonFetcher, type JsonFetcher } from "../../src/identity/http-fetch.ts";
 import { JWKS_DEFAULTS, keyFits, RemoteJwks } from "../../src/identity/jwks.ts";
-import { fetchableUrlProblem, isLoopbackHostname } from "../../src/identity/url-policy.ts";
 import { type OidcIssuer, startOidcIssuer } from "../support/oidc-issuer.ts";
 import { identityReasonOf } from "../support/outcomes.ts";
 
@@ -18,22 +19,14 @@ afterEach(() => {
 });
 
 /** A clock the test moves by hand. */
-function manualClock(start = 1_700_000_000_000) {
-  let t = start;
-  return {
-    now: () => t,
-    advance: (ms: number) => {
-      t += ms;
-    },
-  };
-}
+const manualClock = () => new FakeClock(1_700_000_000_000);
 
 const reasonOf = (promise: Promise<unknown>) => identityReasonOf(promise, "resolved");
 
 function jwksFor(clock = manualClock(), over: { jwksUri?: string; allowInsecureHttp?: boolean } = {}) {
   return new RemoteJwks(
     { url: issuer.url, jwksUri: over.jwksUri, allowInsecureHttp: over.allowInsecureHttp ?? true },
-    { fetcher: httpJsonFetcher, now: clock.now },
+    { fetcher: httpJsonFetcher, clock },
   );
 }
 
@@ -48,10 +41,10 @@ describe("RemoteJwks", () => {
       "/.well-known/openid-configuration",
       "/.well-known/jwks",
     ]);
-    clock.advance(JWKS_DEFAULTS.ttlMs - 1);
+    await clock.advance(JWKS_DEFAULTS.ttlMs - 1);
     await jwks.key(rsa.kid, "RS256");
     expect(issuer.jwksRequests()).toHaveLength(1);
-    clock.advance(1);
+    await clock.advance(1);
     await jwks.key(rsa.kid, "RS256");
     // Discovery is cached longer than the JWKS.
     expect(issuer.requests.map((r) => r.path)).toEqual([
@@ -74,12 +67,12 @@ describe("RemoteJwks", () => {
     expect(new Set(await flood())).toEqual(new Set(["key_unknown"]));
     expect(issuer.jwksRequests()).toHaveLength(1);
     // Past the window: the 1,000 misses share a single refetch.
-    clock.advance(JWKS_DEFAULTS.cooldownMs);
+    await clock.advance(JWKS_DEFAULTS.cooldownMs);
     expect(new Set(await flood())).toEqual(new Set(["key_unknown"]));
     expect(issuer.jwksRequests()).toHaveLength(2);
     expect(new Set(await flood())).toEqual(new Set(["key_unknown"]));
     expect(issuer.jwksRequests()).toHaveLength(2);
-    clock.advance(JWKS_DEFAULTS.cooldownMs);
+    await clock.advance(JWKS_DEFAULTS.cooldownMs);
     await flood();
     expect(issuer.jwksRequests()).toHaveLength(3);
   });
@@ -91,7 +84,7 @@ describe("RemoteJwks", () => {
     const rotated = await issuer.rotate("RS256");
     try {
       expect(await reasonOf(jwks.key(rotated.kid, "RS256"))).toBe("key_unknown");
-      clock.advance(JWKS_DEFAULTS.cooldownMs);
+      await clock.advance(JWKS_DEFAULTS.cooldownMs);
       expect(await reasonOf(jwks.key(rotated.kid, "RS256"))).toBe("resolved");
     } finally {
       issuer.retire(rotated.kid);
@@ -133,7 +126,7 @@ describe("RemoteJwks", () => {
       expect(await reasonOf(jwks.key("any", "RS256"))).toBe("issuer_unavailable");
       expect(await reasonOf(jwks.key("any", "RS256"))).toBe("issuer_unavailable");
       expect(issuer.jwksRequests()).toHaveLength(1);
-      clock.advance(JWKS_DEFAULTS.cooldownMs);
+      await clock.advance(JWKS_DEFAULTS.cooldownMs);
       issuer.setResponse("/.well-known/jwks", undefined);
       expect(await reasonOf(jwks.key(issuer.keys[0]!.kid, issuer.keys[0]!.alg))).toBe("resolved");
     } finally {

@@ -36,6 +36,32 @@ describe("JWS on node:crypto, checked against jose", () => {
     expect(JSON.parse(new TextDecoder().decode(payload))).toEqual(claims);
   });
 
+  it.each([
+    ["ES256", "P-256", 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n],
+    [
+      "ES384",
+      "P-384",
+      0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973n,
+    ],
+    [
+      "ES512",
+      "P-521",
+      0x01fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409n,
+    ],
+  ] as const)("%s: Ferry only signs low-S (s ≤ n/2), and jose verifies every one", async (alg, curve, n) => {
+    // Unnormalised ECDSA is high-S half the time: 32 low-S signatures in a row by chance is 2^-32.
+    const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: curve });
+    const input = `${b64urlJson({ alg, typ: "JWT" })}.${b64urlJson(claims)}`;
+    for (let i = 0; i < 32; i++) {
+      const token = await signJws(input, alg, privateKey);
+      const raw = Buffer.from(token.slice(token.lastIndexOf(".") + 1), "base64url");
+      const s = BigInt(`0x${raw.subarray(raw.length / 2).toString("hex")}`);
+      expect(s <= n / 2n).toBe(true);
+      await compactVerify(token, publicKey, { algorithms: [alg] });
+      expect(await verifyJws(token, alg, publicKey)).toBe(true);
+    }
+  });
+
   it("refuses keys that do not fit the algorithm", async () => {
     const rsa1024 = generateKeyPairSync("rsa", { modulusLength: 1024 }).publicKey;
     const p384 = generateKeyPairSync("ec", { namedCurve: "secp384r1" }).publicKey;

@@ -1,8 +1,9 @@
 import { describe, expect, it } from "vitest";
+import { FakeClock } from "../../src/common/clock.ts";
 import { isIdentityError } from "../../src/identity/errors.ts";
 import { StoreReplayGuard } from "../../src/identity/replay.ts";
 import type { VerifiedToken } from "../../src/identity/verifier.ts";
-import { openStore } from "../../src/store/store.ts";
+import { openStore, type Store } from "../../src/store/store.ts";
 import { verifiedToken } from "../support/identity.ts";
 import { storeEngines } from "../support/store.ts";
 
@@ -33,13 +34,13 @@ describe.each(engines)("replay protection on %s", (_engine, freshSpec) => {
     const spec = await freshSpec();
     const exp = Math.floor(Date.now() / 1000) + 300;
     const first = await openStore(spec);
-    expect(await consumed(new StoreReplayGuard(first.db), token("a", exp))).toBe(true);
-    expect(await consumed(new StoreReplayGuard(first.db), token("a", exp))).toBe(false);
+    expect(await consumed(new StoreReplayGuard(first), token("a", exp))).toBe(true);
+    expect(await consumed(new StoreReplayGuard(first), token("a", exp))).toBe(false);
     await first.close();
     const second = await openStore(spec);
     try {
-      expect(await consumed(new StoreReplayGuard(second.db), token("a", exp))).toBe(false);
-      expect(await consumed(new StoreReplayGuard(second.db), token("b", exp))).toBe(true);
+      expect(await consumed(new StoreReplayGuard(second), token("a", exp))).toBe(false);
+      expect(await consumed(new StoreReplayGuard(second), token("b", exp))).toBe(true);
     } finally {
       await second.close();
     }
@@ -50,7 +51,7 @@ describe.each(engines)("replay protection on %s", (_engine, freshSpec) => {
     const [a, b] = [await openStore(spec), await openStore(spec)];
     try {
       const exp = Math.floor(Date.now() / 1000) + 300;
-      const guards = [new StoreReplayGuard(a.db), new StoreReplayGuard(b.db)];
+      const guards = [new StoreReplayGuard(a), new StoreReplayGuard(b)];
       const results = await Promise.all(
         Array.from({ length: 12 }, (_, i) => consumed(guards[i % 2]!, token("race", exp))),
       );
@@ -61,22 +62,55 @@ describe.each(engines)("replay protection on %s", (_engine, freshSpec) => {
     }
   });
 
-  it("keeps rows until exp plus leeway, then purges them", async () => {
+  it("keeps rows until exp plus leeway by the database's clock, then purges them", async () => {
     const store = await openStore(await freshSpec());
     try {
-      let now = 1_800_000_000_000;
-      const guard = new StoreReplayGuard(store.db, { now: () => now, purgeEveryMs: 0 });
-      await guard.consume(token("old", now / 1000 + 10));
-      now += 70_000 - 1;
-      await guard.consume(token("x1", now / 1000 + 300));
-      const ids = async () =>
-        (await store.db.selectFrom("token_replay").select("id").execute()).map((r) => r.id[0]);
-      expect((await ids()).sort()).toEqual(["o", "x"]);
-      now += 2;
-      await guard.consume(token("y1", now / 1000 + 300));
-      expect((await ids()).sort()).toEqual(["x", "y"]);
+      const guard = new StoreReplayGuard(store, { purgeEveryMs: 0 });
+      const seconds = Math.floor(Date.now() / 1000);
+      // The issuer's leeway is 60 s: "lee" expired 30 s ago but is still accepted, so it stays.
+      await guard.consume(token("old", seconds - 120));
+      await guard.consume(token("lee", seconds - 30));
+      await guard.consume(token("new", seconds + 300));
+      expect((await ids(store)).sort()).toEqual(["l", "n"]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("a replica whose clock runs ahead never purges a row the database's clock still needs", async () => {
+    const store = await openStore(await freshSpec());
+    try {
+      const tenYears = 10 * 365 * 86_400_000;
+      const guard = new StoreReplayGuard(store, {
+        clock: new FakeClock(Date.now() + tenYears),
+        purgeEveryMs: 0,
+      });
+      const seconds = Math.floor(Date.now() / 1000);
+      await guard.consume(token("live", seconds + 300));
+      await guard.consume(token("gone", seconds - 120));
+      expect(await ids(store)).toEqual(["l"]);
+      // Its token is still within exp, so using it again on any replica must still be a replay.
+      expect(await consumed(new StoreReplayGuard(store), token("live", seconds + 300))).toBe(false);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("a replica whose clock lags still purges what the database's clock says has expired", async () => {
+    const store = await openStore(await freshSpec());
+    try {
+      const guard = new StoreReplayGuard(store, { clock: new FakeClock(1_000_000), purgeEveryMs: 0 });
+      const seconds = Math.floor(Date.now() / 1000);
+      await guard.consume(token("gone", seconds - 120));
+      await guard.consume(token("live", seconds + 300));
+      expect(await ids(store)).toEqual(["l"]);
     } finally {
       await store.close();
     }
   });
 });
+
+/** The first letter of every row's id (the tests' tokens are named by it). */
+async function ids(store: Store): Promise<string[]> {
+  return (await store.db.selectFrom("token_replay").select("id").execute()).map((r) => r.id[0]!);
+}

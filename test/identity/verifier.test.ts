@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FakeClock } from "../../src/common/clock.ts";
 import { configSchema } from "../../src/config/schema.ts";
 import { isIdentityError } from "../../src/identity/errors.ts";
 import type { JsonFetcher } from "../../src/identity/http-fetch.ts";
@@ -30,7 +31,11 @@ afterAll(async () => {
   await Promise.all([github?.stop(), sso?.stop(), k8s?.stop()]);
 });
 
-function verifierAt(seconds: number, issuerOverrides: Record<string, unknown> = {}) {
+function verifierAt(
+  seconds: number,
+  issuerOverrides: Record<string, unknown> = {},
+  k8sOverrides: Record<string, unknown> = {},
+) {
   const config = configSchema.parse({
     store: { sqlite: ":memory:" },
     keys: { signing: "k.pem" },
@@ -41,7 +46,11 @@ function verifierAt(seconds: number, issuerOverrides: Record<string, unknown> = 
         ...issuerOverrides,
       }),
       loopbackIssuerConfig("sso", sso, "ferry", { kind: "human", groupsClaim: "groups" }),
-      loopbackIssuerConfig("k8s", k8s, AUD, { algorithms: ["ES256"], platform: "kubernetes" }),
+      loopbackIssuerConfig("k8s", k8s, AUD, {
+        algorithms: ["ES256"],
+        platform: "kubernetes",
+        ...k8sOverrides,
+      }),
     ],
   });
   fetches = [];
@@ -51,9 +60,8 @@ function verifierAt(seconds: number, issuerOverrides: Record<string, unknown> = 
       return httpJsonFetcher.getJson(url, options);
     },
   };
-  return createTokenVerifier(registeredIssuers(config.issuers, { fetcher, now: () => seconds * 1000 }), {
-    now: () => seconds * 1000,
-  });
+  const clock = new FakeClock(seconds * 1000);
+  return createTokenVerifier(registeredIssuers(config.issuers, { fetcher, clock }), { clock });
 }
 
 const reasonOf = (promise: Promise<unknown>) => identityReasonOf(promise, "verified");
@@ -120,6 +128,37 @@ describe("verification order", () => {
     const header = Buffer.from(JSON.stringify({ alg: "RS256", crit: ["x"], x: 1 })).toString("base64url");
     const payload = Buffer.from(JSON.stringify(gh())).toString("base64url");
     expect(await reasonOf(verifierAt(T0).verify(`${header}.${payload}.AAAA`))).toBe("header_not_allowed");
+  });
+});
+
+describe("single use keys on what was signed", () => {
+  /** The same ES256 token with (r, s) replaced by (r, n − s), which verifies just as well. */
+  const P256_N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
+  function negateS(token: string): string {
+    const dot = token.lastIndexOf(".");
+    const raw = Buffer.from(token.slice(dot + 1), "base64url");
+    const s = BigInt(`0x${raw.subarray(32).toString("hex")}`);
+    raw.write((P256_N - s).toString(16).padStart(64, "0"), 32, "hex");
+    return `${token.slice(0, dot + 1)}${raw.toString("base64url")}`;
+  }
+  const k8sClaims = (over: Record<string, unknown> = {}) =>
+    kubernetesClaims({ iss: k8s.url, aud: AUD, now: T0 }, over);
+
+  it("without a jti: the same signing input with another valid signature has the same key", async () => {
+    const verifier = verifierAt(T0, {}, { requireJti: false });
+    const token = await k8s.sign(k8sClaims({ jti: undefined }));
+    const [first, second] = [await verifier.verify(token), await verifier.verify(negateS(token))];
+    expect(second.replayKey).toBe(first.replayKey);
+    expect(second.sha256).not.toBe(first.sha256);
+    const other = await verifier.verify(await k8s.sign(k8sClaims({ jti: undefined, iat: T0 - 1 })));
+    expect(other.replayKey).not.toBe(first.replayKey);
+  });
+
+  it("with a jti: the issuer and jti alone, whatever else was signed", async () => {
+    const verifier = verifierAt(T0);
+    const a = await verifier.verify(await k8s.sign(k8sClaims({ jti: "same" })));
+    const b = await verifier.verify(await k8s.sign(k8sClaims({ jti: "same", iat: T0 - 1 })));
+    expect(b.replayKey).toBe(a.replayKey);
   });
 });
 

@@ -54,10 +54,13 @@ export interface InProcessRun {
 }
 
 /**
- * Runs the CLI in this process (`runCli`, with an empty environment) and collects what it writes:
- * for commands whose fixtures (servers, temp dirs) live in the test process.
+ * Runs the CLI in this process (`runCli`, with `env` as its whole environment, empty by default) and
+ * collects what it writes: for commands whose fixtures (servers, temp dirs) live in the test process.
  */
-export async function runFerryInProcess(args: string[]): Promise<InProcessRun> {
+export async function runFerryInProcess(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+): Promise<InProcessRun> {
   let out = "";
   let err = "";
   const code = await runCli(args, {
@@ -67,7 +70,7 @@ export async function runFerryInProcess(args: string[]): Promise<InProcessRun> {
     err: (t) => {
       err += t;
     },
-    env: {},
+    env,
   });
   return { code, out, err };
 }

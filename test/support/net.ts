@@ -1,4 +1,5 @@
-import { connect, createServer } from "node:net";
+import { once } from "node:events";
+import { type AddressInfo, connect, createServer, type Socket } from "node:net";
 
 /** Loopback address every test server binds to: tests never listen on another interface. */
 export const LOOPBACK = "127.0.0.1";
@@ -96,4 +97,51 @@ export async function waitForHttp(
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${url} (${last})`);
     await sleep(opts.intervalMs ?? 50);
   }
+}
+
+/** A running TCP relay; see {@link startRecordingRelay}. */
+export interface RecordingRelay {
+  /** `127.0.0.1:PORT`: the registry host of references that go through the relay. */
+  host: string;
+  /** The client connections that carried a chunk `carries` matched, once per matching chunk (a live array). */
+  carriers: Socket[];
+  /** Stops listening and destroys every recorded connection. */
+  stop(): void;
+}
+
+/**
+ * Starts a TCP relay on loopback to `upstreamUrl`'s host and port that records which client
+ * connections carried a request: every chunk a client sends is passed to `carries`, and the client
+ * socket is recorded when it returns true. A test can then wait for exactly that connection to close
+ * (an aborted read releases its connection). Either side closing or failing closes both.
+ */
+export async function startRecordingRelay(
+  upstreamUrl: string,
+  carries: (chunk: Buffer) => boolean,
+): Promise<RecordingRelay> {
+  const target = new URL(upstreamUrl);
+  const carriers: Socket[] = [];
+  const relay = createServer((socket) => {
+    const upstream = connect(Number(target.port), target.hostname);
+    socket.pipe(upstream).pipe(socket);
+    socket.on("data", (chunk: Buffer) => {
+      if (carries(chunk)) carriers.push(socket);
+    });
+    const end = () => {
+      socket.destroy();
+      upstream.destroy();
+    };
+    socket.on("close", end).on("error", end);
+    upstream.on("close", end).on("error", end);
+  });
+  relay.listen(0, LOOPBACK);
+  await once(relay, "listening");
+  return {
+    host: `${LOOPBACK}:${(relay.address() as AddressInfo).port}`,
+    carriers,
+    stop() {
+      relay.close();
+      for (const s of carriers) s.destroy();
+    },
+  };
 }

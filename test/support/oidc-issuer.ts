@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer as createTlsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { type CryptoKey, exportJWK, generateKeyPair, type JWK, SignJWT } from "jose";
 import { LOOPBACK } from "./net.ts";
@@ -39,6 +40,8 @@ export interface OidcIssuerOptions {
   jwksPath?: string;
   /** The `issuer` the discovery document claims (default: the real issuer URL). */
   discoveryIssuer?: string;
+  /** Serve https with this key and certificate (PEM) instead of plain http. */
+  tls?: { key: string; cert: string };
 }
 
 /** Options of {@link OidcIssuer.sign}. */
@@ -57,7 +60,7 @@ export interface SignOptions {
 export interface OidcIssuer {
   /** The issuer URL: exactly what tokens carry in `iss`. */
   url: string;
-  /** The origin (`http://127.0.0.1:PORT`). */
+  /** The origin (`http://127.0.0.1:PORT`, or https with {@link OidcIssuerOptions.tls}). */
   origin: string;
   jwksUri: string;
   /** Every request received, in order (a live array). */
@@ -115,7 +118,7 @@ export async function startOidcIssuer(options: OidcIssuerOptions = {}): Promise<
     res.end(body);
   };
 
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? "/").split("?")[0]!;
     requests.push({ method: req.method ?? "", path, at: Date.now() });
     const override = canned.get(path);
@@ -152,13 +155,14 @@ export async function startOidcIssuer(options: OidcIssuerOptions = {}): Promise<
       return;
     }
     send(res, 404, JSON.stringify({ error: "not found" }));
-  });
+  };
+  const server = options.tls ? createTlsServer(options.tls, handle) : createServer(handle);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(0, LOOPBACK, () => resolve());
   });
   const { port } = server.address() as AddressInfo;
-  origin = `http://${LOOPBACK}:${port}`;
+  origin = `${options.tls ? "https" : "http"}://${LOOPBACK}:${port}`;
   url = `${origin}${basePath}`;
 
   return {

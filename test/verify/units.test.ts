@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { compileAuthorities } from "../../src/verify/authorities.ts";
+import { createImmutableCache } from "../../src/verify/caching-fetcher.ts";
 import { provenanceFacts } from "../../src/verify/provenance.ts";
 import { sbomFacts } from "../../src/verify/sbom.ts";
 import { loadTrustRoots } from "../../src/verify/trust-root.ts";
@@ -78,5 +79,16 @@ describe("trust roots", () => {
     const missing = loadTrustRoots(["/nonexistent/root.json"], undefined);
     expect(missing.roots).toEqual([]);
     expect(missing.problem).toContain("ENOENT");
+  });
+});
+
+describe("the immutable object cache", () => {
+  it("splits the budget (blobs 3/4, manifests 1/4) and keeps no object over a quarter of its share", () => {
+    const cache = createImmutableCache({ maxBytes: 64 });
+    cache.blobs.set("small", new Uint8Array(12));
+    cache.blobs.set("big", new Uint8Array(13));
+    expect([cache.blobs.get("small")?.length, cache.blobs.get("big")]).toEqual([12, undefined]);
+    for (let i = 0; i < 5; i++) cache.blobs.set(`b${i}`, new Uint8Array(12));
+    expect(cache.blobs.totalSize).toBeLessThanOrEqual(48);
   });
 });

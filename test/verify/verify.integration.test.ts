@@ -36,6 +36,7 @@ let service: VerificationService;
 let configFile: string;
 let bundleFile: string;
 let rootPath: string;
+let leafPem: string;
 const img: Record<string, { digest: string; ref: string }> = {};
 
 function checkOf(report: Awaited<ReturnType<VerificationService["verify"]>>, name: string) {
@@ -67,6 +68,7 @@ beforeAll(async () => {
     "other",
     "tampered",
     "liar",
+    "reannotated",
   ];
   const pushed = await Promise.all(names.map((n) => pushFresh(reg, tmp.path, n)));
   names.forEach((n, i) => {
@@ -105,6 +107,7 @@ beforeAll(async () => {
     sign(img.tampered!.ref, key).then(ok),
     attest(img.liar!.ref, key, spdx, "spdxjson").then(ok),
     sign(img.multiPlatform!.ref, key).then(ok),
+    sign(img.reannotated!.ref, key).then(ok),
   ]);
 
   // Keyless: the test CA stands in for Fulcio, the log key for Rekor.
@@ -117,6 +120,7 @@ beforeAll(async () => {
     notBefore: new Date(Date.now() - 3 * 3600_000),
     notAfter: new Date(Date.now() - 2 * 3600_000),
   });
+  leafPem = good.pem;
   const signStatement = (d: string) => statement(d, SIGN_V1, {});
   const goodBundle = keylessDsseBundle(sigstore, good, signStatement(img.keyless!.digest));
   bundleFile = join(tmp.path, "keyless.sigstore.json");
@@ -289,6 +293,26 @@ describe("allowed", () => {
     const again = await service.verify(img.legacy!.ref, "key");
     expect(again.cached).toBe(true);
     expect(again.checks).toEqual(first.checks);
+  });
+
+  it("re-evaluates a signature re-pushed with the same layer and other annotations", async () => {
+    const repo = client.repository({ registry: reg.host, repository: "team/app" });
+    expect((await service.verify(img.reannotated!.ref, "key")).allowed).toBe(true);
+    expect((await service.verify(img.reannotated!.ref, "key")).cached).toBe(true);
+    // Same payload layer (same digest), but now it claims a certificate: another signer entirely.
+    const tag = `${img.reannotated!.digest.replace(":", "-")}.sig`;
+    const sig = await repo.fetchManifest(tag);
+    const changed = JSON.parse(Buffer.from(sig.bytes).toString("utf8"));
+    changed.layers[0].annotations["dev.sigstore.cosign/certificate"] = leafPem;
+    await repo.putManifest(new TextEncoder().encode(JSON.stringify(changed)), sig.descriptor.mediaType, {
+      tag,
+    });
+    const report = await service.verify(img.reannotated!.ref, "key");
+    expect(report.cached).toBe(false);
+    expect(report.allowed).toBe(false);
+    const candidate = checkOf(report, "signature").details?.candidates?.[0];
+    expect(candidate?.digest).toBe(changed.layers[0].digest);
+    expect(candidate?.reason).toBe("untrusted_key");
   });
 });
 
