@@ -142,16 +142,58 @@ describe("copy between registries", () => {
     await expectVerifies(`${b.host}/prod/app@${signed.digest}`, b);
   });
 
-  it("transfers nothing the second time", async () => {
+  it("writes nothing the second time: manifest, referrers and fallback index entries are found present", async () => {
     pb.clearRequests();
+    const events: CopyEvent[] = [];
     const result = await copyArtifact(
       client.repository({ registry: pa.host, repository: "src/app" }),
       signed.digest,
       client.repository({ registry: pb.host, repository: "prod/app" }),
+      { onProgress: (e) => events.push(e) },
     );
-    expect(result.manifests.present).toBe(1);
-    expect(result.blobs.uploaded).toBe(0);
-    expect(pb.count((r) => r.path.includes("/blobs/uploads/"))).toBe(0);
+    expect(result.manifests).toEqual({ pushed: 0, present: 1 });
+    expect(result.blobs).toEqual({ mounted: 0, present: 0, uploaded: 0, bytesUploaded: 0 });
+    expect(result.attachments.present).toBe(3);
+    expect(result.wrote).toBe(false);
+    expect(
+      events.filter((e) => e.type === "attachment").map((e) => e.type === "attachment" && e.action),
+    ).toEqual(["present", "present", "present"]);
+    const writes = pb.requests.filter((r) => !["GET", "HEAD"].includes(r.method));
+    expect(writes.map((r) => `${r.method} ${r.path}`)).toEqual([]);
+  });
+
+  it("--tag: tags the destination with the same manifest bytes, once", async () => {
+    const source = client.repository({ registry: pa.host, repository: "src/app" });
+    const destination = client.repository({ registry: pb.host, repository: "prod/app" });
+    pb.clearRequests();
+    const tagged = await copyArtifact(source, signed.digest, destination, { tag: "v1.2.3" });
+    expect(tagged.tag).toEqual({ name: "v1.2.3", action: "pushed" });
+    expect(pb.requests.filter((r) => r.method === "PUT").map((r) => r.path)).toEqual([
+      "/v2/prod/app/manifests/v1.2.3",
+    ]);
+    const byTag = await destination.findManifest("v1.2.3");
+    expect(byTag?.descriptor.digest).toBe(signed.digest);
+    pb.clearRequests();
+    const again = await copyArtifact(source, signed.digest, destination, { tag: "v1.2.3" });
+    expect(again.tag).toEqual({ name: "v1.2.3", action: "present" });
+    expect(again.wrote).toBe(false);
+    expect(pb.requests.filter((r) => !["GET", "HEAD"].includes(r.method))).toEqual([]);
+  });
+
+  it("--tag: refuses a name that is not an OCI tag before any request", async () => {
+    pb.clearRequests();
+    pa.clearRequests();
+    for (const tag of ["", "-v1", "v1/latest", "sha256:abc", "x".repeat(129)]) {
+      await expect(
+        copyArtifact(
+          client.repository({ registry: pa.host, repository: "src/app" }),
+          signed.digest,
+          client.repository({ registry: pb.host, repository: "prod/app" }),
+          { tag },
+        ),
+      ).rejects.toMatchObject({ code: "bad_request", message: expect.stringMatching(/not a valid OCI tag/) });
+    }
+    expect(pa.requests.length + pb.requests.length).toBe(0);
   });
 
   it("keeps the destination's own signatures beside the source's", async () => {

@@ -1,0 +1,95 @@
+import type { Registry } from "prom-client";
+import type { Clock } from "../common/clock.ts";
+import type { Logger } from "../common/logger.ts";
+import type { FerryConfig } from "../config/schema.ts";
+import type { CompiledPolicy } from "../identity/policy.ts";
+import type { Store } from "../store/store.ts";
+import { PromotionEngine } from "./engine.ts";
+import { createPromotionMetrics, noPromotionMetrics } from "./metrics.ts";
+import { PromotionNotifier } from "./notifier.ts";
+import { compilePromotionPolicies } from "./policies.ts";
+import type { PromotionRegistry, PromotionVerifier } from "./ports.ts";
+import { compileReadAccess, type ReadAccessConfig } from "./read-access.ts";
+import { PromotionService } from "./service.ts";
+import { PromotionStore } from "./store.ts";
+import { PromotionWorker } from "./worker.ts";
+
+/** What {@link createPromotion} wires the promotion graph from. */
+export interface PromotionWiring {
+  config: Pick<FerryConfig, "apps" | "environments" | "promotion"> & ReadAccessConfig;
+  /** The apps' compiled `pipelines` (from `compileTrustPolicies`), reused. */
+  appPipelines: ReadonlyMap<string, CompiledPolicy>;
+  store: Store;
+  registry: PromotionRegistry;
+  verifier: PromotionVerifier;
+  clock: Clock;
+  logger: Logger;
+  /** The Prometheus registry; none: no metrics (tests of the engine alone). */
+  metrics?: Registry;
+}
+
+/** The promotion graph of one process. */
+export interface Promotion {
+  service: PromotionService;
+  worker: PromotionWorker;
+  engine: PromotionEngine;
+  store: PromotionStore;
+  /** Stops the worker (in-flight pairs finish their current write and release their leases) and long-polls. */
+  close(): Promise<void>;
+}
+
+/** Wires store, engine, worker and service from the config: policies compiled once, here. */
+export function createPromotion(wiring: PromotionWiring): Promotion {
+  const { config, store, clock, logger } = wiring;
+  const policies = compilePromotionPolicies(config, wiring.appPipelines);
+  const promotions = new PromotionStore(store);
+  const notifier = new PromotionNotifier();
+  const metrics =
+    wiring.metrics === undefined
+      ? noPromotionMetrics
+      : createPromotionMetrics(wiring.metrics, () => promotions.waitingGates());
+  const engine = new PromotionEngine({
+    store: promotions,
+    policies,
+    registry: wiring.registry,
+    verifier: wiring.verifier,
+    clock,
+    stepRetries: config.promotion.stepRetries,
+    notify: (id) => notifier.changed(id),
+    metrics,
+    logger: logger.child({ component: "promotion" }),
+  });
+  const worker = new PromotionWorker({
+    store,
+    promotions,
+    engine,
+    clock,
+    logger,
+    options: {
+      pollInterval: config.promotion.pollInterval,
+      leaseTtl: config.promotion.leaseTtl,
+      concurrency: config.promotion.concurrency,
+    },
+  });
+  const service = new PromotionService({
+    config,
+    policies,
+    access: compileReadAccess(config, wiring.appPipelines),
+    store: promotions,
+    registry: wiring.registry,
+    notifier,
+    clock,
+    metrics,
+    wake: () => worker.wake(),
+  });
+  return {
+    service,
+    worker,
+    engine,
+    store: promotions,
+    async close() {
+      service.close();
+      await worker.stop();
+    },
+  };
+}

@@ -1,0 +1,527 @@
+import type { Kysely, Selectable } from "kysely";
+import { FerryError } from "../common/errors.ts";
+import { newRecordId } from "../common/ids.ts";
+import type { HeldLease } from "../store/leases.ts";
+import type { Database, PromotionsTable } from "../store/schema.ts";
+import type { Store } from "../store/store.ts";
+import type { UpstreamEntry } from "./gates.ts";
+import type { ReadScope } from "./read-access.ts";
+import type { PromotionRecord } from "./record.ts";
+import type { TargetHistory } from "./rollback.ts";
+import { type PromotionState, UNFINISHED_STATES } from "./states.ts";
+
+type Row = Selectable<PromotionsTable>;
+
+/** The fields a compare-and-swap update may change. */
+export type PromotionChanges = Partial<
+  Pick<PromotionRecord, "state" | "nextCheckAt" | "gates" | "steps" | "result" | "verification">
+>;
+
+/** An entry of an environment's history. */
+export interface HistoryEntry {
+  digest: string;
+  promotion: string;
+  at: number;
+  rollback: boolean;
+  reason?: string;
+}
+
+/** The digest current in an (app, environment). */
+export interface CurrentEntry {
+  app: string;
+  environment: string;
+  digest: string;
+  since: number;
+  promotion: string;
+}
+
+/** A page of promotions, newest first. */
+export interface PromotionPage {
+  items: PromotionRecord[];
+  next?: string;
+}
+
+/** Filters of {@link PromotionStore.list}. */
+export interface PromotionFilter {
+  app?: string;
+  environment?: string;
+  state?: PromotionState;
+  limit: number;
+  cursor?: string;
+  /** Only promotions into these (app, environment) pairs: the caller's {@link ReadScope}. */
+  visible?: ReadScope;
+}
+
+const UNFINISHED = UNFINISHED_STATES as PromotionState[];
+
+function decode(row: Row): PromotionRecord {
+  return {
+    id: row.id,
+    app: row.app,
+    environment: row.environment,
+    digest: row.digest,
+    from: row.from_environment,
+    sourceRepository: row.source_repository,
+    targetRepository: row.target_repository,
+    state: row.state as PromotionState,
+    version: Number(row.version),
+    rollback: Number(row.rollback) === 1,
+    ...(row.reason === null ? {} : { reason: row.reason }),
+    requestedBy: JSON.parse(row.requested_by),
+    requestHash: row.request_hash.trim(),
+    createdAt: Number(row.created_at),
+    updatedAt: Number(row.updated_at),
+    nextCheckAt: row.next_check_at === null ? null : Number(row.next_check_at),
+    gates: JSON.parse(row.gates),
+    steps: JSON.parse(row.steps),
+    ...(row.result === null ? {} : { result: JSON.parse(row.result) }),
+    ...(row.verification === null ? {} : { verification: JSON.parse(row.verification) }),
+  };
+}
+
+function encodeChanges(changes: PromotionChanges): Partial<Row> {
+  const out: Partial<Row> = {};
+  if (changes.state !== undefined) out.state = changes.state;
+  if (changes.nextCheckAt !== undefined) out.next_check_at = changes.nextCheckAt;
+  if (changes.gates !== undefined) out.gates = JSON.stringify(changes.gates);
+  if (changes.steps !== undefined) out.steps = JSON.stringify(changes.steps);
+  if (changes.result !== undefined) out.result = JSON.stringify(changes.result);
+  if (changes.verification !== undefined) out.verification = JSON.stringify(changes.verification);
+  return out;
+}
+
+function encodeCursor(row: Pick<PromotionRecord, "createdAt" | "id">): string {
+  return Buffer.from(JSON.stringify([row.createdAt, row.id])).toString("base64url");
+}
+
+function decodeCursor(cursor: string): [number, string] {
+  try {
+    const value = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
+    if (
+      Array.isArray(value) &&
+      value.length === 2 &&
+      Number.isSafeInteger(value[0]) &&
+      typeof value[1] === "string"
+    )
+      return [value[0], value[1]];
+  } catch {
+    // falls through to the refusal
+  }
+  throw new FerryError("validation_failed", "`cursor` is not a cursor this server handed out", {
+    extra: { reason: "invalid_cursor" },
+  });
+}
+
+/**
+ * The promotion tables (`promotions`, `promotion_idempotency`, `environment_history`,
+ * `environment_current`) behind the engine. Every change of a promotion is a compare-and-swap on
+ * (id, version), optionally fenced by the worker's lease, followed by a re-read; the multi-row
+ * change of `record` is one transaction.
+ */
+export class PromotionStore {
+  readonly #store: Store;
+
+  constructor(store: Store) {
+    this.#store = store;
+  }
+
+  get #db(): Kysely<Database> {
+    return this.#store.db;
+  }
+
+  /** One promotion, or undefined. */
+  async get(id: string, db: Kysely<Database> = this.#db): Promise<PromotionRecord | undefined> {
+    const row = await db.selectFrom("promotions").selectAll().where("id", "=", id).executeTakeFirst();
+    return row === undefined ? undefined : decode(row);
+  }
+
+  /** The unfinished promotion of (app, environment, digest), if there is one (at most one: unique index). */
+  async findUnfinished(
+    app: string,
+    environment: string,
+    digest: string,
+    db: Kysely<Database> = this.#db,
+  ): Promise<PromotionRecord | undefined> {
+    const row = await db
+      .selectFrom("promotions")
+      .selectAll()
+      .where("app", "=", app)
+      .where("environment", "=", environment)
+      .where("digest", "=", digest)
+      .where("state", "in", UNFINISHED)
+      .executeTakeFirst();
+    return row === undefined ? undefined : decode(row);
+  }
+
+  /** The promotion an idempotency key was first used for, and the hash of that request. */
+  async findByKey(keySha256: string): Promise<{ promotionId: string; requestHash: string } | undefined> {
+    const row = await this.#db
+      .selectFrom("promotion_idempotency")
+      .select(["promotion_id", "request_hash"])
+      .where("key_sha256", "=", keySha256)
+      .executeTakeFirst();
+    return row === undefined
+      ? undefined
+      : { promotionId: row.promotion_id, requestHash: row.request_hash.trim() };
+  }
+
+  /**
+   * Inserts a requested promotion unless an unfinished one of the same (app, environment, digest)
+   * exists, and binds the idempotency key to whichever one that is, all in one transaction. The
+   * insert does nothing on conflict and the winner is re-read, so concurrent identical requests
+   * (on any replica) get one promotion. A key already bound to another request's hash is
+   * `idempotency_key_reused`, and nothing is written.
+   */
+  async insert(
+    record: PromotionRecord,
+    key: { sha256: string } | undefined,
+  ): Promise<{ promotion: PromotionRecord; created: boolean }> {
+    return this.#store.transaction(async (tx) => {
+      if (key !== undefined) {
+        const bound = await tx
+          .selectFrom("promotion_idempotency")
+          .select(["promotion_id", "request_hash"])
+          .where("key_sha256", "=", key.sha256)
+          .executeTakeFirst();
+        if (bound !== undefined) return this.#bound(tx, bound, record.requestHash);
+      }
+      await tx
+        .insertInto("promotions")
+        .values({
+          id: record.id,
+          app: record.app,
+          environment: record.environment,
+          digest: record.digest,
+          from_environment: record.from,
+          source_repository: record.sourceRepository,
+          target_repository: record.targetRepository,
+          state: record.state,
+          version: record.version,
+          rollback: record.rollback ? 1 : 0,
+          reason: record.reason ?? null,
+          requested_by: JSON.stringify(record.requestedBy),
+          request_hash: record.requestHash,
+          created_at: record.createdAt,
+          updated_at: record.updatedAt,
+          next_check_at: record.nextCheckAt,
+          gates: JSON.stringify(record.gates),
+          steps: JSON.stringify(record.steps),
+          result: null,
+          verification: null,
+        })
+        .onConflict((oc) => oc.doNothing())
+        .execute();
+      const winner = await this.findUnfinished(record.app, record.environment, record.digest, tx);
+      // The winner finished between our conflict and the re-read (a very fast promotion): ask again.
+      if (winner === undefined)
+        throw new FerryError(
+          "conflict",
+          "the promotion changed while it was requested; send the request again",
+        );
+      if (key !== undefined) {
+        await tx
+          .insertInto("promotion_idempotency")
+          .values({
+            key_sha256: key.sha256,
+            promotion_id: winner.id,
+            request_hash: record.requestHash,
+            created_at: record.createdAt,
+          })
+          .onConflict((oc) => oc.doNothing())
+          .execute();
+        const bound = await tx
+          .selectFrom("promotion_idempotency")
+          .select(["promotion_id", "request_hash"])
+          .where("key_sha256", "=", key.sha256)
+          .executeTakeFirstOrThrow();
+        if (bound.promotion_id !== winner.id) return this.#bound(tx, bound, record.requestHash);
+      }
+      return { promotion: winner, created: winner.id === record.id };
+    });
+  }
+
+  async #bound(
+    tx: Kysely<Database>,
+    bound: { promotion_id: string; request_hash: string },
+    requestHash: string,
+  ): Promise<{ promotion: PromotionRecord; created: boolean }> {
+    if (bound.request_hash.trim() !== requestHash)
+      throw new FerryError(
+        "idempotency_key_reused",
+        "this Idempotency-Key was already used for a different request; use a new key for a new request",
+        { extra: { promotion: bound.promotion_id } },
+      );
+    const promotion = await this.get(bound.promotion_id, tx);
+    if (promotion === undefined) throw new FerryError("internal", "an idempotency key names no promotion");
+    return { promotion, created: false };
+  }
+
+  /**
+   * Compare-and-swap: applies `changes` to `current` if it is still at `current.version` (and, with
+   * `lease`, only while the lease is held), bumping the version; returns the re-read promotion, or
+   * undefined when someone else changed it first (or the lease was lost).
+   */
+  async update(
+    current: PromotionRecord,
+    changes: PromotionChanges,
+    now: number,
+    lease?: HeldLease,
+    db: Kysely<Database> = this.#db,
+  ): Promise<PromotionRecord | undefined> {
+    const write = db
+      .updateTable("promotions")
+      .set({ ...encodeChanges(changes), version: current.version + 1, updated_at: now })
+      .where("id", "=", current.id)
+      .where("version", "=", current.version);
+    const changed =
+      lease === undefined
+        ? Number((await write.executeTakeFirst()).numUpdatedRows) > 0
+        : await lease.fenced(write);
+    if (!changed) return undefined;
+    return this.get(current.id, db);
+  }
+
+  /**
+   * Records a promotion as promoted, in one transaction fenced by the worker's lease: the state
+   * change (compare-and-swap), the history entry (unique per promotion), the environment's current
+   * digest, and the supersession of `supersede` (older queued promotions of the same app and
+   * environment). Returns undefined, having written nothing, when the promotion changed under us or
+   * the lease was lost.
+   */
+  async record(
+    current: PromotionRecord,
+    changes: PromotionChanges,
+    supersede: readonly string[],
+    now: number,
+    lease: HeldLease,
+  ): Promise<PromotionRecord | undefined> {
+    return this.#store.transaction(async (tx) => {
+      const updated = await this.update(
+        current,
+        { ...changes, state: "promoted", nextCheckAt: null },
+        now,
+        lease,
+        tx,
+      );
+      if (updated === undefined) return undefined;
+      await tx
+        .insertInto("environment_history")
+        .values({
+          id: newRecordId(),
+          app: current.app,
+          environment: current.environment,
+          digest: current.digest,
+          promotion_id: current.id,
+          at: now,
+          rollback: current.rollback ? 1 : 0,
+          reason: current.reason ?? null,
+        })
+        .execute();
+      await tx
+        .insertInto("environment_current")
+        .values({
+          app: current.app,
+          environment: current.environment,
+          digest: current.digest,
+          since: now,
+          promotion_id: current.id,
+        })
+        .onConflict((oc) =>
+          oc.columns(["app", "environment"]).doUpdateSet({
+            digest: current.digest,
+            since: now,
+            promotion_id: current.id,
+          }),
+        )
+        .execute();
+      if (supersede.length > 0) {
+        await tx
+          .updateTable("promotions")
+          .set((eb) => ({
+            state: "superseded",
+            next_check_at: null,
+            updated_at: now,
+            version: eb("version", "+", 1),
+            result: JSON.stringify({
+              reason: "superseded",
+              message: `a newer promotion (${current.id}) of ${current.digest} was promoted into ${current.environment} first`,
+            }),
+          }))
+          .where("id", "in", [...supersede])
+          .where("state", "in", ["pending", "waiting"])
+          .execute();
+      }
+      return updated;
+    });
+  }
+
+  /** Every unfinished promotion of (app, environment), oldest first. */
+  async queue(app: string, environment: string): Promise<PromotionRecord[]> {
+    const rows = await this.#db
+      .selectFrom("promotions")
+      .selectAll()
+      .where("app", "=", app)
+      .where("environment", "=", environment)
+      .where("state", "in", UNFINISHED)
+      .orderBy("created_at")
+      .orderBy("id")
+      .execute();
+    return rows.map(decode);
+  }
+
+  /** The (app, environment) pairs with work due at `now`: running, or pending or waiting and due. */
+  async duePairs(now: number, limit: number): Promise<{ app: string; environment: string }[]> {
+    return this.#db
+      .selectFrom("promotions")
+      .select(["app", "environment"])
+      .distinct()
+      .where((eb) =>
+        eb.or([
+          eb("state", "=", "running"),
+          eb.and([eb("state", "in", ["pending", "waiting"]), eb("next_check_at", "<=", now)]),
+        ]),
+      )
+      .limit(limit)
+      .execute();
+  }
+
+  /** When the earliest queued promotion is due, if any. */
+  async nextDue(): Promise<number | undefined> {
+    const row = await this.#db
+      .selectFrom("promotions")
+      .select((eb) => eb.fn.min("next_check_at").as("at"))
+      .where("state", "in", ["pending", "waiting"])
+      .executeTakeFirst();
+    return row?.at === null || row?.at === undefined ? undefined : Number(row.at);
+  }
+
+  /** The digest's latest entry into `environment`, and whether a later rollback there recalled it. */
+  async upstreamEntry(app: string, environment: string, digest: string): Promise<UpstreamEntry | undefined> {
+    const entry = await this.#db
+      .selectFrom("environment_history")
+      .select("at")
+      .where("app", "=", app)
+      .where("environment", "=", environment)
+      .where("digest", "=", digest)
+      .orderBy("at", "desc")
+      .executeTakeFirst();
+    if (entry === undefined) return undefined;
+    const enteredAt = Number(entry.at);
+    // Recalled: a rollback to another digest there after it entered.
+    const recall = await this.#db
+      .selectFrom("environment_history")
+      .select("at")
+      .where("app", "=", app)
+      .where("environment", "=", environment)
+      .where("digest", "!=", digest)
+      .where("rollback", "=", 1)
+      .where("at", ">", enteredAt)
+      .orderBy("at")
+      .executeTakeFirst();
+    return { enteredAt, recalledAt: recall === undefined ? undefined : Number(recall.at) };
+  }
+
+  /** What the rollback check needs of the target: its current digest and every digest ever current. */
+  async targetHistory(app: string, environment: string): Promise<TargetHistory> {
+    const [current, previous] = await Promise.all([
+      this.#db
+        .selectFrom("environment_current")
+        .select("digest")
+        .where("app", "=", app)
+        .where("environment", "=", environment)
+        .executeTakeFirst(),
+      this.#db
+        .selectFrom("environment_history")
+        .select("digest")
+        .distinct()
+        .where("app", "=", app)
+        .where("environment", "=", environment)
+        .execute(),
+    ]);
+    return { current: current?.digest, previous: previous.map((r) => r.digest) };
+  }
+
+  /** The current digests of every (app, environment) that has one. */
+  async currents(): Promise<CurrentEntry[]> {
+    const rows = await this.#db.selectFrom("environment_current").selectAll().execute();
+    return rows.map((r) => ({
+      app: r.app,
+      environment: r.environment,
+      digest: r.digest,
+      since: Number(r.since),
+      promotion: r.promotion_id,
+    }));
+  }
+
+  /** An environment's history, newest first, at most `limit` entries. */
+  async history(app: string, environment: string, limit: number): Promise<HistoryEntry[]> {
+    const rows = await this.#db
+      .selectFrom("environment_history")
+      .selectAll()
+      .where("app", "=", app)
+      .where("environment", "=", environment)
+      .orderBy("at", "desc")
+      .orderBy("id", "desc")
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({
+      digest: r.digest,
+      promotion: r.promotion_id,
+      at: Number(r.at),
+      rollback: Number(r.rollback) === 1,
+      ...(r.reason === null ? {} : { reason: r.reason }),
+    }));
+  }
+
+  /** Promotions newest first, filtered, with an opaque cursor to the next page. */
+  async list(filter: PromotionFilter): Promise<PromotionPage> {
+    let query = this.#db.selectFrom("promotions").selectAll();
+    if (filter.app !== undefined) query = query.where("app", "=", filter.app);
+    if (filter.environment !== undefined) query = query.where("environment", "=", filter.environment);
+    if (filter.state !== undefined) query = query.where("state", "=", filter.state);
+    if (filter.visible !== undefined) {
+      const pairs = [...filter.visible.apps].filter(([, envs]) => envs.size > 0);
+      if (pairs.length === 0) return { items: [] };
+      query = query.where((eb) =>
+        eb.or(pairs.map(([app, envs]) => eb.and([eb("app", "=", app), eb("environment", "in", [...envs])]))),
+      );
+    }
+    if (filter.cursor !== undefined) {
+      const [createdAt, id] = decodeCursor(filter.cursor);
+      query = query.where((eb) =>
+        eb.or([
+          eb("created_at", "<", createdAt),
+          eb.and([eb("created_at", "=", createdAt), eb("id", "<", id)]),
+        ]),
+      );
+    }
+    const rows = await query
+      .orderBy("created_at", "desc")
+      .orderBy("id", "desc")
+      .limit(filter.limit + 1)
+      .execute();
+    const items = rows.slice(0, filter.limit).map(decode);
+    const last = items.at(-1);
+    return rows.length > filter.limit && last !== undefined ? { items, next: encodeCursor(last) } : { items };
+  }
+
+  /** The gates of every waiting promotion (for the waiting-per-gate metric). */
+  async waitingGates(): Promise<string[]> {
+    const rows = await this.#db
+      .selectFrom("promotions")
+      .select("gates")
+      .where("state", "=", "waiting")
+      .execute();
+    return rows.map((r) => r.gates);
+  }
+
+  /** How many history entries a promotion has (tests and audits: a promotion is recorded once). */
+  async historyCount(promotionId: string): Promise<number> {
+    const row = await this.#db
+      .selectFrom("environment_history")
+      .select((eb) => eb.fn.countAll().as("n"))
+      .where("promotion_id", "=", promotionId)
+      .executeTakeFirst();
+    return Number(row?.n ?? 0);
+  }
+}
