@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the real servers and clients that Ferry's tests start (see DESIGN.md, "Real components").
+# Installs the real servers and clients that Ferry's tests start (see docs/testing.md).
 # Idempotent: prints nothing when everything is present, one line per thing it installs otherwise.
 # Safe for CI (CI=true, no stdin): apt runs non-interactively.
 set -euo pipefail

@@ -1,6 +1,8 @@
 import { existsSync, readFileSync } from "node:fs";
+import { isStartupError } from "../common/startup-error.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import type { ConfigProblem } from "../config/problems.ts";
+import { publicKeyFromPem } from "../credentials/keyset.ts";
 import { parseSigningKey } from "../signing/keys.ts";
 import { parsePublicKey } from "../verify/authorities.ts";
 import { loadTrustRoots } from "../verify/trust-root.ts";
@@ -16,9 +18,11 @@ export function checkReferencedFiles(loaded: LoadedConfig): ConfigProblem[] {
   const signing = config.keys.signing;
   if (existsSync(signing)) {
     try {
-      parseSigningKey(readFileSync(signing, "utf8"), signing);
+      parseSigningKey(readFileSync(signing, "utf8"), signing, "keys.signing");
     } catch (err) {
-      problems.push({ path: "keys.signing", message: (err as Error).message });
+      // The key's own problems carry their path; an unreadable file is a plain fs error.
+      if (isStartupError(err)) problems.push(...err.problems);
+      else problems.push({ path: "keys.signing", message: (err as Error).message });
     }
   } else if (!config.dev) {
     problems.push({
@@ -27,13 +31,20 @@ export function checkReferencedFiles(loaded: LoadedConfig): ConfigProblem[] {
     });
   }
   config.keys.previous.forEach((file, i) => {
+    let pem: string;
     try {
-      readFileSync(file, "utf8");
+      pem = readFileSync(file, "utf8");
     } catch (err) {
       problems.push({
         path: `keys.previous[${i}]`,
         message: `cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? "error"})`,
       });
+      return;
+    }
+    try {
+      publicKeyFromPem(pem, file);
+    } catch (err) {
+      problems.push({ path: `keys.previous[${i}]`, message: (err as Error).message });
     }
   });
   config.trust.authorities.forEach((authority, i) => {

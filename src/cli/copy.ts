@@ -3,17 +3,18 @@ import { FerryError } from "../common/errors.ts";
 import { loadConfigFile } from "../config/load.ts";
 import type { FerryConfig } from "../config/schema.ts";
 import { createRegistryClient, type RegistryClient } from "../registry/client.ts";
-import { type CopyEvent, copyArtifact } from "../registry/copy.ts";
+import { assertTagName, type CopyEvent, type CopyResult, copyArtifact } from "../registry/copy.ts";
 import { isDigest } from "../registry/digest.ts";
 import { LAYOUT_PREFIX, OciLayout } from "../registry/layout.ts";
 import type { ArtifactReader, ArtifactWriter } from "../registry/ports.ts";
 import { parseDigestReference, parseRepositoryReference } from "../registry/reference.ts";
-import type { CliIo } from "./program.ts";
+import { type CliIo, configPath } from "./io.ts";
 
 interface CopyOpts {
   config?: string;
   attachments: boolean;
   quiet?: boolean;
+  tag?: string;
 }
 
 /** Registers `ferry copy SRC@sha256:… DEST` (registry repositories or `oci-layout:PATH` on either side). */
@@ -30,8 +31,11 @@ export function registerCopy(program: Command, io: CliIo): void {
       "path of ferry.yaml, for registries and credentials (default: $FERRY_CONFIG or ./ferry.yaml)",
     )
     .option("--no-attachments", "copy the artifact only, without its signatures, attestations and SBOMs")
+    .option("-t, --tag <name>", "also tag the artifact at the destination (an OCI tag such as v1.2.3)")
     .option("-q, --quiet", "print no progress on stderr")
     .action(async (source: string, destination: string, opts: CopyOpts) => {
+      // A bad tag is refused before the config is read or any registry is asked.
+      if (opts.tag !== undefined) assertTagName(opts.tag);
       const bothLayouts = source.startsWith(LAYOUT_PREFIX) && destination.startsWith(LAYOUT_PREFIX);
       const registries = bothLayouts && opts.config === undefined ? undefined : loadRegistries(opts, io);
       let client: RegistryClient | undefined;
@@ -45,16 +49,32 @@ export function registerCopy(program: Command, io: CliIo): void {
       const result = await copyArtifact(from, digest, to, {
         attachments: opts.attachments,
         parallelism: registries?.registryClient.parallelism ?? 4,
+        ...(opts.tag === undefined ? {} : { tag: opts.tag }),
         ...(opts.quiet ? {} : { onProgress: (e: CopyEvent) => progress(e, io) }),
       });
-      const { blobs, manifests, attachments } = result;
-      io.out(
-        `${to.location}@${result.digest}\n` +
-          `  manifests: ${manifests.pushed} pushed, ${manifests.present} already there\n` +
-          `  blobs: ${blobs.uploaded} uploaded (${mib(blobs.bytesUploaded)}), ${blobs.mounted} mounted, ${blobs.present} already there\n` +
-          `  signatures and attestations: ${attachments.tags.length} by tag, ${attachments.referrers.length} as referrers\n`,
-      );
+      io.out(summary(to.location, result));
     });
+}
+
+/** What stdout says of a copy: "already present" when nothing was written, else what was. */
+function summary(location: string, result: CopyResult): string {
+  const { blobs, manifests, attachments, tag } = result;
+  const found = attachments.tags.length + attachments.referrers.length;
+  const tagged =
+    tag === undefined ? "" : `  tag ${tag.name}: ${tag.action === "pushed" ? "pushed" : "already there"}\n`;
+  if (!result.wrote) {
+    return (
+      `${location}@${result.digest} already present: nothing written` +
+      ` (${found} signatures and attestations already there)\n${tagged}`
+    );
+  }
+  return (
+    `${location}@${result.digest} copied\n` +
+    `  manifests: ${manifests.pushed} pushed, ${manifests.present} already there\n` +
+    `  blobs: ${blobs.uploaded} uploaded (${mib(blobs.bytesUploaded)}), ${blobs.mounted} mounted, ${blobs.present} already there\n` +
+    `  signatures and attestations: ${attachments.tags.length} by tag, ${attachments.referrers.length} as referrers` +
+    `, ${attachments.present} of them already there\n${tagged}`
+  );
 }
 
 const DEFAULT_CLIENT: FerryConfig["registryClient"] = {
@@ -65,7 +85,7 @@ const DEFAULT_CLIENT: FerryConfig["registryClient"] = {
 };
 
 function loadRegistries(opts: CopyOpts, io: CliIo): Pick<FerryConfig, "registries" | "registryClient"> {
-  const loaded = loadConfigFile(opts.config ?? io.env.FERRY_CONFIG ?? "ferry.yaml", io.env);
+  const loaded = loadConfigFile(configPath(opts.config, io.env), io.env);
   return loaded.config;
 }
 
@@ -124,7 +144,7 @@ function progress(event: CopyEvent, io: CliIo): void {
       break;
     case "attachment":
       io.err(
-        `${event.kind === "referrer" ? "referrer" : `.${event.kind} tag`} ${event.digest.slice(0, 19)}… copied\n`,
+        `${event.kind === "referrer" ? "referrer" : `.${event.kind} tag`} ${event.digest.slice(0, 19)}… ${event.action === "present" ? "already present" : "copied"}\n`,
       );
       break;
   }

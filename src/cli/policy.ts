@@ -4,8 +4,7 @@ import { loadConfigFile } from "../config/load.ts";
 import { describeClaimIssues, PLATFORM_CLAIMS } from "../identity/claims.ts";
 import { formatDecision } from "../identity/policy.ts";
 import { compileTrustPolicies, issuerPlatforms } from "../identity/trust-policies.ts";
-import { CliError, type CliIo } from "./program.ts";
-import { Denied } from "./verify.ts";
+import { CliError, type CliIo, CONFIG_OPTION_HELP, configPath, Denied } from "./io.ts";
 
 interface ExplainOpts {
   config?: string;
@@ -14,7 +13,15 @@ interface ExplainOpts {
   issuer?: string;
 }
 
-function readClaims(file: string): Record<string, unknown> {
+/** Three base64url segments: a compact JWS, whose middle segment is the claims. */
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.([A-Za-z0-9_-]+)\.[A-Za-z0-9_-]*$/;
+
+/**
+ * The claims in `file`: a JSON object (a token's decoded payload), or a whole JWT, whose payload is
+ * decoded without checking its signature (`fromJwt` then says so). This is a dry run of a policy,
+ * never an authentication: nothing here trusts the token.
+ */
+function readClaims(file: string): { claims: Record<string, unknown>; fromJwt: boolean } {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
@@ -23,16 +30,21 @@ function readClaims(file: string): Record<string, unknown> {
       `--claims ${file}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? "error"})`,
     );
   }
+  const jws = COMPACT_JWS.exec(text.trim());
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = JSON.parse(jws ? Buffer.from(jws[1]!, "base64url").toString("utf8") : text);
   } catch {
-    throw new CliError(`--claims ${file}: not JSON (expected the token's payload, a JSON object)`);
+    throw new CliError(
+      jws
+        ? `--claims ${file}: a JWT whose payload is not JSON`
+        : `--claims ${file}: neither JSON nor a JWT (expected the token's payload as a JSON object, or the token itself)`,
+    );
   }
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
     throw new CliError(`--claims ${file}: expected a JSON object of claims`);
   }
-  return value as Record<string, unknown>;
+  return { claims: value as Record<string, unknown>, fromJwt: jws !== null };
 }
 
 /**
@@ -42,26 +54,29 @@ function readClaims(file: string): Record<string, unknown> {
  */
 export function registerPolicy(program: Command, io: CliIo): void {
   const policy = program.command("policy").description("dry-run and lint trust policies");
-  const configPath = (opts: { config?: string }) => opts.config ?? io.env.FERRY_CONFIG ?? "ferry.yaml";
 
   policy
     .command("explain")
     .description(
       "explain whether a claim set may obtain a credential: the matching rule, or each failed claim",
     )
-    .option("-c, --config <file>", "path of ferry.yaml (default: $FERRY_CONFIG or ./ferry.yaml)")
+    .option("-c, --config <file>", CONFIG_OPTION_HELP)
     .requiredOption("--credential <name>", "the credential's name (the exchange's audience)")
-    .requiredOption("--claims <file>", "a JSON file with the token's claims (its decoded payload)")
+    .requiredOption(
+      "--claims <file>",
+      "a file with the token's claims: its decoded payload (JSON) or the JWT itself (signature not checked)",
+    )
     .option("--issuer <name>", "the issuer's config name (default: the one whose url equals the claims' iss)")
     .action((opts: ExplainOpts) => {
-      const { config } = loadConfigFile(configPath(opts), io.env);
+      const { config } = loadConfigFile(configPath(opts.config, io.env), io.env);
       const policies = compileTrustPolicies(config);
       const compiled = policies.credentials.get(opts.credential);
       if (compiled === undefined) {
         const known = [...policies.credentials.keys()].join(", ") || "none are defined";
         throw new CliError(`--credential ${opts.credential}: no such credential (known: ${known})`);
       }
-      const claims = readClaims(opts.claims);
+      const { claims, fromJwt } = readClaims(opts.claims);
+      if (fromJwt) io.err("note: read the claims from the JWT's payload; its signature was not checked\n");
       for (const w of policies.warnings.filter((w) =>
         w.path.startsWith(`credentials[${config.credentials.findIndex((c) => c.name === opts.credential)}]`),
       )) {
@@ -100,9 +115,9 @@ export function registerPolicy(program: Command, io: CliIo): void {
   policy
     .command("lint")
     .description("list risky trust policies (exit 0 even when there are warnings)")
-    .option("-c, --config <file>", "path of ferry.yaml (default: $FERRY_CONFIG or ./ferry.yaml)")
+    .option("-c, --config <file>", CONFIG_OPTION_HELP)
     .action((opts: { config?: string }) => {
-      const loaded = loadConfigFile(configPath(opts), io.env);
+      const loaded = loadConfigFile(configPath(opts.config, io.env), io.env);
       const { warnings } = compileTrustPolicies(loaded.config);
       for (const w of warnings) io.out(`${w.path}: ${w.message}\n`);
       io.out(`${loaded.file}: ${warnings.length} warning(s)\n`);

@@ -1,35 +1,16 @@
 import { Command, CommanderError } from "commander";
-import { ConfigError, loadConfigFile } from "../config/load.ts";
+import { isStartupError, type StartupError, type StartupProblem } from "../common/startup-error.ts";
+import { ConfigError, type LoadedConfig, loadConfigFile } from "../config/load.ts";
 import { startFerry } from "../server.ts";
-import { generateSigningKeyPem, KeyError, loadSigningKey, writeSigningKey } from "../signing/keys.ts";
+import { generateSigningKeyPem, loadSigningKey, writeSigningKey } from "../signing/keys.ts";
 import { checkReferencedFiles } from "./config-check.ts";
 import { registerCopy } from "./copy.ts";
+import { CliError, type CliIo, CONFIG_OPTION_HELP, configPath, Denied, EXIT, StillWaiting } from "./io.ts";
 import { registerPolicy } from "./policy.ts";
-import { Denied, registerVerify } from "./verify.ts";
+import { registerPromote } from "./promote.ts";
+import { registerApps, registerPromotions } from "./promotions.ts";
+import { registerVerify } from "./verify.ts";
 import { registerVerifyBundle } from "./verify-bundle.ts";
-
-/** Where the CLI writes; tests pass their own. */
-export interface CliIo {
-  out: (text: string) => void;
-  err: (text: string) => void;
-  env: Record<string, string | undefined>;
-  /** Called by `serve` once listening, with a function that stops the service. */
-  onServing?: (stop: () => Promise<void>) => void;
-}
-
-/** Exit codes: 0 success, 1 a negative answer (e.g. verification denied), 2 usage or operational error. */
-export const EXIT = { ok: 0, denied: 1, error: 2 } as const;
-
-/** A failure the CLI reports in one line and exit code 2, with no stack trace. */
-export class CliError extends Error {
-  override name = "CliError";
-}
-
-const DEFAULT_CONFIG = "ferry.yaml";
-
-function defaultConfigPath(env: CliIo["env"]): string {
-  return env.FERRY_CONFIG ?? DEFAULT_CONFIG;
-}
 
 function printDevBanner(io: CliIo, url: string, configFile: string): void {
   io.err(
@@ -58,11 +39,13 @@ export function buildProgram(io: CliIo): Command {
   program
     .command("serve")
     .description("run the Ferry service")
-    .option("-c, --config <file>", "path of ferry.yaml (default: $FERRY_CONFIG or ./ferry.yaml)")
+    .option("-c, --config <file>", CONFIG_OPTION_HELP)
     .action(async (opts: { config?: string }) => {
-      const file = opts.config ?? defaultConfigPath(io.env);
+      const file = configPath(opts.config, io.env);
       const loaded = loadConfigFile(file, io.env);
-      const ferry = await startFerry(loaded);
+      const ferry = await startFerry(loaded).catch((err: unknown) => {
+        throw isStartupError(err) ? err.inFile(loaded.file) : err;
+      });
       if (loaded.config.dev) printDevBanner(io, ferry.url, loaded.file);
       io.onServing?.(() => ferry.close());
     });
@@ -73,9 +56,16 @@ export function buildProgram(io: CliIo): Command {
     .description(
       "validate a config file and the files it names (keys, trusted roots); prints every problem and exits 2 if there are any",
     )
-    .argument("[file]", "path of ferry.yaml (default: $FERRY_CONFIG or ./ferry.yaml)")
+    .argument("[file]", CONFIG_OPTION_HELP)
     .action((file: string | undefined) => {
-      const loaded = loadConfigFile(file ?? defaultConfigPath(io.env), io.env);
+      const path = configPath(file, io.env);
+      let loaded: LoadedConfig;
+      try {
+        loaded = loadConfigFile(path, io.env);
+      } catch (err) {
+        if (!(err instanceof ConfigError) || err.unset.variables.length === 0) throw err;
+        throw new ConfigError(err.file, [...err.problems, ...filesBesideUnsetVariables(path, io.env, err)]);
+      }
       const problems = checkReferencedFiles(loaded);
       if (problems.length > 0) throw new ConfigError(loaded.file, problems);
       io.out(`${loaded.file}: ok\n`);
@@ -98,15 +88,18 @@ export function buildProgram(io: CliIo): Command {
   keys
     .command("export")
     .description("print Ferry's public signing key as PEM (for `cosign verify --key`)")
-    .option("-c, --config <file>", "path of ferry.yaml (default: $FERRY_CONFIG or ./ferry.yaml)")
+    .option("-c, --config <file>", CONFIG_OPTION_HELP)
     .action((opts: { config?: string }) => {
-      const loaded = loadConfigFile(opts.config ?? defaultConfigPath(io.env), io.env);
+      const loaded = loadConfigFile(configPath(opts.config, io.env), io.env);
       // Never generates: exporting a key that does not exist yet is an error even in dev mode.
       io.out(loadSigningKey(loaded.config.keys.signing, false).key.publicKeyPem);
     });
 
   registerCopy(program, io);
   registerPolicy(program, io);
+  registerPromote(program, io);
+  registerPromotions(program, io);
+  registerApps(program, io);
   registerVerify(program, io);
   registerVerifyBundle(program, io);
   return program;
@@ -123,6 +116,19 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   }
 }
 
+/**
+ * Prints a start-up failure, whichever part of Ferry threw it: under the config file when it is
+ * known, one problem a line with its config path; else each problem on its own `ferry:` line.
+ */
+function printStartupError(err: StartupError, io: CliIo): void {
+  if (err.file !== undefined) {
+    io.err(`ferry: invalid config ${err.file}\n`);
+    for (const p of err.problems) io.err(`  ${p.path || "(file)"}: ${p.message}\n`);
+    return;
+  }
+  for (const p of err.problems) io.err(`ferry: ${p.path ? `${p.path}: ` : ""}${p.message}\n`);
+}
+
 function reportError(err: unknown, io: CliIo): number {
   if (err instanceof CommanderError) {
     // Help and version requests end in a CommanderError too; they are not failures.
@@ -135,17 +141,39 @@ function reportError(err: unknown, io: CliIo): number {
     }
     return EXIT.error;
   }
-  if (err instanceof ConfigError) {
-    io.err(`ferry: invalid config ${err.file}\n`);
-    for (const p of err.problems) io.err(`  ${p.path || "(file)"}: ${p.message}\n`);
+  if (isStartupError(err)) {
+    printStartupError(err, io);
     return EXIT.error;
   }
   // A negative answer, already printed by its command.
   if (err instanceof Denied) return EXIT.denied;
-  if (err instanceof KeyError || err instanceof CliError) {
+  if (err instanceof StillWaiting) return EXIT.waiting;
+  if (err instanceof CliError) {
     io.err(`ferry: ${err.message}\n`);
     return EXIT.error;
   }
   io.err(`ferry: ${err instanceof Error ? err.message : String(err)}\n`);
   return EXIT.error;
+}
+
+/** Stands in for an unset `${VAR}` so the rest of a config can still be checked: a valid URL and path. */
+const UNSET_PLACEHOLDER = "http://unset.invalid";
+
+/**
+ * The file problems `config check` can still report when some `${VAR}`s are unset: the config is
+ * loaded again with each unset variable standing in as a placeholder, and the files it names are
+ * checked, except those whose value comes from an unset variable (their problem is already listed).
+ * Nothing when the config does not load even so (its schema problems are already listed).
+ */
+function filesBesideUnsetVariables(file: string, env: CliIo["env"], first: ConfigError): StartupProblem[] {
+  const filled = { ...env, ...Object.fromEntries(first.unset.variables.map((v) => [v, UNSET_PLACEHOLDER])) };
+  let loaded: LoadedConfig;
+  try {
+    loaded = loadConfigFile(file, filled);
+  } catch {
+    return [];
+  }
+  const unsetPaths = new Set(first.unset.paths);
+  const already = new Set(first.problems.map((p) => p.path));
+  return checkReferencedFiles(loaded).filter((p) => !unsetPaths.has(p.path) && !already.has(p.path));
 }

@@ -8,8 +8,7 @@ import { bestRefusal, verifyCandidate } from "../verify/entity.ts";
 import { signedContent, statementCovers } from "../verify/statement.ts";
 import { buildTrustContext } from "../verify/trust-context.ts";
 import { loadTrustRoots, publicGoodRoot } from "../verify/trust-root.ts";
-import { CliError, type CliIo } from "./program.ts";
-import { Denied } from "./verify.ts";
+import { CliError, type CliIo, Denied } from "./io.ts";
 
 interface Opts {
   bundle: string;

@@ -4,13 +4,7 @@ import { createRegistryClient } from "../registry/client.ts";
 import { loadSigningKey } from "../signing/keys.ts";
 import { createVerificationService } from "../verify/create.ts";
 import type { VerificationReport } from "../verify/report.ts";
-import type { CliIo } from "./program.ts";
-
-/** Ends a command with exit code 1 (a negative answer) after it has printed its answer. */
-export class Denied extends Error {
-  override name = "Denied";
-  readonly exitCode = 1;
-}
+import { type CliIo, CONFIG_OPTION_HELP, configPath, Denied } from "./io.ts";
 
 /** The report as lines a person reads: one per check, one per candidate under a failed check. */
 export function formatReport(report: VerificationReport): string {
@@ -34,10 +28,10 @@ export function registerVerify(program: Command, io: CliIo): void {
     .description("decide whether a digest may enter an environment; exit 0 allowed, 1 denied, 2 error")
     .argument("<image>", "HOST[:PORT]/REPO@sha256:HEX (a tag is refused)")
     .requiredOption("-e, --env <name>", "the environment whose policy applies")
-    .option("-c, --config <file>", "path of ferry.yaml (default: $FERRY_CONFIG or ./ferry.yaml)")
+    .option("-c, --config <file>", CONFIG_OPTION_HELP)
     .option("--json", "print the report as JSON")
     .action(async (image: string, opts: { env: string; config?: string; json?: boolean }) => {
-      const { config } = loadConfigFile(opts.config ?? io.env.FERRY_CONFIG ?? "ferry.yaml", io.env);
+      const { config } = loadConfigFile(configPath(opts.config, io.env), io.env);
       const needsFerryKey = config.trust.authorities.some((a) => a.key === "ferry");
       const ferryKey = needsFerryKey ? loadSigningKey(config.keys.signing, false).key.publicKey : undefined;
       const client = createRegistryClient(config);

@@ -102,9 +102,14 @@ export function parseDigestReference(text: string): DigestReference {
   if (ref.digest === undefined) {
     const name = `${ref.registry}/${ref.repository}`;
     const shown = ref.tag === undefined ? name : `${name}:${ref.tag}`;
+    // A loopback registry is usually plain http (Ferry allows that only there), where both tools
+    // need to be told so, or the command the hint gives fails on its TLS handshake.
+    const plain = isLoopbackRegistry(ref.registry);
+    const crane = `crane digest ${plain ? "--insecure " : ""}${shown}`;
+    const skopeo = `skopeo inspect ${plain ? "--tls-verify=false " : ""}--format '{{.Digest}}' docker://${shown}`;
     throw new FerryError(
       "tag_reference",
-      `"${text}" names ${ref.tag === undefined ? "no digest" : `the tag "${ref.tag}"`}, and tags can move: Ferry acts only on an immutable digest. Find the digest with \`crane digest ${shown}\` or \`skopeo inspect --format '{{.Digest}}' docker://${shown}\`, then pass ${name}@sha256:…`,
+      `"${text}" names ${ref.tag === undefined ? "no digest" : `the tag "${ref.tag}"`}, and tags can move: Ferry acts only on an immutable digest. Find the digest with \`${crane}\` or \`${skopeo}\`, then pass ${name}@sha256:…`,
     );
   }
   return { registry: ref.registry, repository: ref.repository, digest: ref.digest };
@@ -127,4 +132,12 @@ export function formatReference(ref: ImageReference): string {
   const tag = ref.tag === undefined ? "" : `:${ref.tag}`;
   const digest = ref.digest === undefined ? "" : `@${ref.digest}`;
   return `${ref.registry}/${ref.repository}${tag}${digest}`;
+}
+
+/** Whether a registry host (`host[:port]`) is a loopback address. */
+function isLoopbackRegistry(registry: string): boolean {
+  const host = registry.startsWith("[")
+    ? registry.slice(0, registry.indexOf("]") + 1)
+    : registry.split(":")[0]!;
+  return host === "localhost" || host === "[::1]" || /^127(\.\d{1,3}){3}$/.test(host);
 }

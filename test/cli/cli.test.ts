@@ -1,9 +1,11 @@
 import { createPrivateKey, createPublicKey } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { NO_STACK, runFerry } from "../support/cli.ts";
+import { generateSigningKeyPem } from "../../src/signing/keys.ts";
+import { type FerryRun, NO_STACK, runFerry } from "../support/cli.ts";
 
 function tempDir(): string {
   return mkdtempSync(path.join(tmpdir(), "ferry-cli-"));
@@ -19,6 +21,28 @@ describe("ferry config check", () => {
     expect(run.stderr).toBe("");
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/ferry\.dev\.yaml: ok/);
+  });
+
+  it("lists unset ${VAR}s and missing files in the same run (files that do not depend on a variable)", async () => {
+    const run = await runFerry([
+      "config",
+      "check",
+      new URL("../../examples/ferry.example.yaml", import.meta.url).pathname,
+    ]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("store.postgres: environment variable FERRY_DATABASE_URL is not set");
+    expect(run.stderr).toContain("registries[0].auth.password: environment variable REG_PASS is not set");
+    expect(run.stderr).toMatch(/keys\.signing: \S+signing\.pem does not exist/);
+    expect(run.stderr).toMatch(/trust\.authorities\[1\]\.key: cannot read \S+cosign\.pub \(ENOENT\)/);
+    // A path that comes from an unset variable is reported once, as the variable.
+    const dir = tempDir();
+    const file = path.join(dir, "ferry.yaml");
+    writeFileSync(file, ["store: { sqlite: ./x.db }", 'keys: { signing: "${KEY_FILE}" }'].join("\n"));
+    const one = await runFerry(["config", "check", file]);
+    expect(one.code).toBe(2);
+    expect(one.stderr.match(/keys\.signing/g)).toHaveLength(1);
+    expect(one.stderr).toContain("KEY_FILE is not set");
+    expect(one.stderr).not.toMatch(NO_STACK);
   });
 
   it("prints every problem with its path and exits 2, without a stack trace", async () => {
@@ -192,3 +216,103 @@ describe("ferry keys export", () => {
     expect(existsSync(path.join(dir, "missing.pem"))).toBe(false);
   });
 });
+
+describe("start-up failures", () => {
+  // Each prints the same way through `serve` and `config check`: the config file, then each
+  // problem under its config path; exit 2, no stack trace.
+  function setUp(lines: string[]): { dir: string; file: string } {
+    const dir = tempDir();
+    const file = path.join(dir, "ferry.yaml");
+    writeFileSync(path.join(dir, "signing.pem"), generateSigningKeyPem());
+    writeFileSync(path.join(dir, "not-a-key.pem"), "hello\n");
+    writeFileSync(path.join(dir, "not-a-root.json"), '{"mediaType": "text/plain"}\n');
+    writeFileSync(
+      file,
+      [
+        'server: { listen: "127.0.0.1:0" }',
+        "store: { sqlite: ./ferry.db }",
+        "keys: { signing: ./signing.pem }",
+        ...lines,
+      ].join("\n"),
+    );
+    return { dir, file };
+  }
+
+  function expectStartupFailure(run: FerryRun, file: string, problem: RegExp): void {
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(new RegExp(`^ferry: invalid config ${escapeRegExp(file)}\\n`));
+    expect(run.stderr).toMatch(problem);
+    expect(run.stderr).not.toMatch(NO_STACK);
+  }
+
+  it("a signing key file that is not a key", async () => {
+    const { file } = setUp([]);
+    writeFileSync(file, readFileSync(file, "utf8").replace("./signing.pem", "./not-a-key.pem"));
+    const problem = /\n {2}keys\.signing: .*not-a-key\.pem: not a PEM private key/;
+    expectStartupFailure(await runFerry(["serve", "--config", file]), file, problem);
+    expectStartupFailure(await runFerry(["config", "check", file]), file, problem);
+  });
+
+  it("an authority key that is not a public key", async () => {
+    const { file } = setUp(["trust:", "  authorities:", "    - { name: ci, key: ./not-a-key.pem }"]);
+    const problem = /\n {2}trust\.authorities\[0\]\.key: .*not-a-key\.pem: not a PEM public key/;
+    expectStartupFailure(await runFerry(["serve", "--config", file]), file, problem);
+    expectStartupFailure(await runFerry(["config", "check", file]), file, problem);
+  });
+
+  it("a previous key that is not a key", async () => {
+    const { file } = setUp([]);
+    writeFileSync(
+      file,
+      readFileSync(file, "utf8").replace("./signing.pem }", "./signing.pem, previous: [./not-a-key.pem] }"),
+    );
+    const problem = /\n {2}keys\.previous\[0\]: .*not-a-key\.pem.*: not a PEM public or private key/;
+    expectStartupFailure(await runFerry(["serve", "--config", file]), file, problem);
+    expectStartupFailure(await runFerry(["config", "check", file]), file, problem);
+  });
+
+  it("a policy that does not compile", async () => {
+    const { file } = setUp([
+      "issuers: [{ name: github, url: https://token.actions.githubusercontent.com, audience: ferry }]",
+      "environments: [{ name: staging }]",
+      "credentials:",
+      "  - name: deploy",
+      "    environment: staging",
+      "    type: ferry-jwt",
+      '    allow: [{ issuer: github, claims: { ref: { regex: "refs/heads/(main" } } }]',
+    ]);
+    const problem = /\n {2}credentials\[0\]\.allow\[0\]\.claims\.ref\.regex: invalid regex/;
+    expectStartupFailure(await runFerry(["serve", "--config", file]), file, problem);
+    expectStartupFailure(await runFerry(["config", "check", file]), file, problem);
+  });
+
+  it("a trusted root that is not one (config check; serve starts and keyless verification denies)", async () => {
+    const { file } = setUp(["trust: { trustedRoot: ./not-a-root.json }"]);
+    expectStartupFailure(
+      await runFerry(["config", "check", file]),
+      file,
+      /\n {2}trust\.trustedRoot: trusted root not loaded \(.*not-a-root\.json/,
+    );
+  });
+
+  it("an address that cannot be listened on", async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    try {
+      const port = (taken.address() as AddressInfo).port;
+      const { file } = setUp([]);
+      writeFileSync(file, readFileSync(file, "utf8").replace("127.0.0.1:0", `127.0.0.1:${port}`));
+      expectStartupFailure(
+        await runFerry(["serve", "--config", file]),
+        file,
+        new RegExp(`\\n {2}server\\.listen: cannot listen on 127\\.0\\.0\\.1:${port}: .*EADDRINUSE`),
+      );
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
+  });
+});
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}

@@ -60,6 +60,22 @@ describe("ferry policy explain", () => {
     expect(run.err).toMatch(/warning: credentials\[0\]\.allow\[1\]: pins no immutable/);
   });
 
+  it("takes a whole JWT as --claims, decodes its payload and says the signature was not checked", async () => {
+    const ws = workspace();
+    const payload = githubClaims({ iss: ISS, aud: "https://ferry.example.com" });
+    const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString("base64url");
+    const jwt = `${b64({ alg: "RS256", kid: "k1" })}.${b64(payload)}.${Buffer.from("not a signature").toString("base64url")}`;
+    const run = await runFerryInProcess(explain(ws.config, ws.claims("token.jwt", `${jwt}\n`)));
+    expect(run.code).toBe(0);
+    expect(run.err).toContain("note: read the claims from the JWT's payload; its signature was not checked");
+    expect(run.out).toMatch(/allowed by rule 1\n$/);
+    const bad = await runFerryInProcess(
+      explain(ws.config, ws.claims("bad.jwt", `${b64({ alg: "RS256" })}.bm90IGpzb24.c2ln`)),
+    );
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain("a JWT whose payload is not JSON");
+  });
+
   it("prints, per rule, each claim that failed and exits 1 when denied", async () => {
     const ws = workspace();
     const file = ws.claims(

@@ -6,6 +6,7 @@ import { stringify } from "yaml";
 import { RegistryClient } from "../../src/registry/client.ts";
 import { OciLayout } from "../../src/registry/layout.ts";
 import { NO_STACK, runFerry } from "../support/cli.ts";
+import { type FaultProxy, startFaultProxy } from "../support/fault-proxy.ts";
 import { buildImageLayout, pushImage } from "../support/images.ts";
 import { startRegistry, type TestRegistry } from "../support/registry.ts";
 
@@ -13,6 +14,8 @@ let work: string;
 let reg: TestRegistry;
 let digest: string;
 let config: string;
+let proxy: FaultProxy;
+let proxied: string;
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), "ferry-cli-copy-"));
@@ -28,8 +31,20 @@ beforeAll(async () => {
       registries: [{ url: reg.url, auth: { username: reg.username, password: "${REG_PASS}" } }],
     }),
   );
+  // The same registry behind a proxy that records every request: to count what a copy writes.
+  proxy = await startFaultProxy(reg.url);
+  proxied = join(work, "proxied.yaml");
+  await writeFile(
+    proxied,
+    stringify({
+      store: { sqlite: "./ferry.db" },
+      keys: { signing: "./signing.pem" },
+      registries: [{ url: proxy.url, auth: { username: reg.username, password: "${REG_PASS}" } }],
+    }),
+  );
 });
 afterAll(async () => {
+  await proxy?.stop();
   await reg?.stop();
   await rm(work, { recursive: true, force: true });
 });
@@ -99,5 +114,69 @@ describe("ferry copy", () => {
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/HTTP 401/);
     expect(run.stderr + run.stdout).not.toContain("not-the-password-4711");
+  });
+
+  it("says `already present` on a repeated copy and writes nothing", async () => {
+    const env = { REG_PASS: reg.password! };
+    const args = ["copy", `${proxy.host}/cli/app@${digest}`, `${proxy.host}/cli/again`, "-c", proxied];
+    const first = await runFerry(args, { env });
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toContain(`${proxy.host}/cli/again@${digest} copied`);
+    proxy.clearRequests();
+    const again = await runFerry(args, { env });
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(
+      new RegExp(`^${proxy.host}/cli/again@${digest} already present: nothing written`),
+    );
+    expect(again.stdout).not.toMatch(/copied|pushed/);
+    expect(again.stderr).toMatch(/manifest sha256:.{12}… present/);
+    expect(proxy.requests.length).toBeGreaterThan(0);
+    expect(proxy.requests.filter((r) => r.method === "PUT" || r.method === "POST")).toEqual([]);
+  });
+
+  it("--tag tags the destination with the same manifest, and a second run finds the tag there", async () => {
+    const env = { REG_PASS: reg.password! };
+    const args = [
+      "copy",
+      "-q",
+      `${proxy.host}/cli/app@${digest}`,
+      `${proxy.host}/cli/tagged`,
+      "--tag",
+      "v1.0",
+    ];
+    const run = await runFerry([...args, "-c", proxied], { env });
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain("tag v1.0: pushed");
+    const client = new RegistryClient({
+      registries: [{ url: reg.url, auth: { username: reg.username!, password: reg.password! } }],
+    });
+    const repo = client.repository({ registry: reg.host, repository: "cli/tagged" });
+    expect((await repo.findManifest("v1.0"))?.descriptor.digest).toBe(digest);
+    proxy.clearRequests();
+    const again = await runFerry([...args, "-c", proxied], { env });
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain("already present: nothing written");
+    expect(again.stdout).toContain("tag v1.0: already there");
+    expect(proxy.requests.filter((r) => r.method === "PUT" || r.method === "POST")).toEqual([]);
+  });
+
+  it("--tag refuses a name that is not an OCI tag with exit 2, before any request", async () => {
+    proxy.clearRequests();
+    const run = await runFerry(
+      [
+        "copy",
+        `${proxy.host}/cli/app@${digest}`,
+        `${proxy.host}/cli/tagged`,
+        "--tag",
+        "release/1",
+        "-c",
+        proxied,
+      ],
+      { env: { REG_PASS: reg.password! } },
+    );
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/"release\/1" is not a valid OCI tag/);
+    expect(run.stderr).not.toMatch(NO_STACK);
+    expect(proxy.requests).toEqual([]);
   });
 });

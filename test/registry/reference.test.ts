@@ -59,8 +59,13 @@ describe("parseDigestReference", () => {
     expect(codeOf(() => parseDigestReference("r.example.com/team/app:v1"))).toBe("tag_reference");
     expect(codeOf(() => parseDigestReference("r.example.com/team/app"))).toBe("tag_reference");
     expect(() => parseDigestReference("r.example.com/team/app:v1")).toThrow(
-      /crane digest r\.example\.com\/team\/app:v1.*skopeo inspect/,
+      /crane digest r\.example\.com\/team\/app:v1.*skopeo inspect --format/,
     );
+    // A loopback registry is plain http: the hint's commands must say so, or they fail on TLS.
+    expect(() => parseDigestReference("127.0.0.1:5000/team/app:v1")).toThrow(
+      /crane digest --insecure 127\.0\.0\.1:5000\/team\/app:v1.*skopeo inspect --tls-verify=false --format/,
+    );
+    expect(() => parseDigestReference("localhost:5000/team/app:v1")).toThrow(/--tls-verify=false/);
   });
 });
 
