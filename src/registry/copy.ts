@@ -44,10 +44,11 @@ export interface CopyOptions {
   /** Also tag the artifact at the destination (a valid OCI tag; see {@link assertTagName}). */
   tag?: string;
   /**
-   * Stops the copy: passed to every read that takes one (aborting the request in flight and its
-   * connection, so a stalled blob stream ends and its upload with it), and checked before each
-   * further request; the copy then rejects with the signal's reason. What was written stays (it is
-   * content-addressed: a later copy only fills in the rest).
+   * Stops the copy: passed to every read and write (aborting the request in flight and its
+   * connection, so a stalled blob stream ends and its upload with it, and an upload the destination
+   * stalls on is dropped), and checked before each further request; the copy then rejects with the
+   * signal's reason. What was written stays (it is content-addressed: a later copy only fills in
+   * the rest).
    */
   signal?: AbortSignal;
 }
@@ -112,7 +113,7 @@ class Copier {
   readonly #src: ArtifactReader;
   readonly #dst: ArtifactWriter;
   readonly #options: CopyOptions;
-  /** For every read that takes a signal: the copy's. */
+  /** For every read and write: the copy's signal. */
   readonly #read: { signal?: AbortSignal };
   readonly #slots: Semaphore;
   readonly #blobs = new Map<string, Promise<void>>();
@@ -180,10 +181,10 @@ class Copier {
   async #copyTop(top: FetchedManifest, digest: string): Promise<void> {
     let put: PutManifestResult;
     this.#check();
-    if (await this.#dst.hasManifest(digest)) {
+    if (await this.#dst.hasManifest(digest, this.#read)) {
       // Present means complete: a registry refuses a manifest whose children it lacks, and stores
       // content under its own digest. A layout still lists it as a top-level entry.
-      await this.#dst.markRoot?.(top.descriptor);
+      await this.#dst.markRoot?.(top.descriptor, this.#read);
       put = { digest, subjectIndexed: false };
       this.#result.manifests.present++;
       this.#emit({ type: "manifest", digest, mediaType: top.descriptor.mediaType, action: "present" });
@@ -204,7 +205,10 @@ class Copier {
       this.#result.tag = { name, action: "present" };
       return;
     }
-    const put = await this.#dst.putManifest(top.bytes, top.descriptor.mediaType, { tag: name });
+    const put = await this.#dst.putManifest(top.bytes, top.descriptor.mediaType, {
+      ...this.#read,
+      tag: name,
+    });
     if (put.digest !== top.descriptor.digest) {
       throw new FerryError(
         "digest_mismatch",
@@ -251,7 +255,10 @@ class Copier {
 
   async #putManifest(fetched: FetchedManifest, options: PutManifestOptions): Promise<PutManifestResult> {
     this.#check();
-    const put = await this.#dst.putManifest(fetched.bytes, fetched.descriptor.mediaType, options);
+    const put = await this.#dst.putManifest(fetched.bytes, fetched.descriptor.mediaType, {
+      ...options,
+      ...this.#read,
+    });
     if (put.digest !== fetched.descriptor.digest) {
       throw new FerryError(
         "digest_mismatch",
@@ -282,12 +289,13 @@ class Copier {
       this.#result.blobs[action]++;
       this.#emit({ type: "blob", digest: blob.digest, size: blob.size, action });
     };
-    if (await this.#dst.mountBlob(blob, this.#src)) return event("mounted");
+    if (await this.#dst.mountBlob(blob, this.#src, this.#read)) return event("mounted");
     this.#check();
     // Asking first costs a round trip, and for a small blob (a config, a signature payload) sending
     // it costs about as much: a copy finds those missing far more often than not, so they are sent
     // unasked (a blob already there is stored again under its digest, unchanged).
-    if (blob.size > ASK_BEFORE_SENDING_ABOVE && (await this.#dst.hasBlob(blob))) return event("present");
+    if (blob.size > ASK_BEFORE_SENDING_ABOVE && (await this.#dst.hasBlob(blob, this.#read)))
+      return event("present");
     const policy = this.#options.retry ?? DEFAULT_RETRY;
     for (let attempt = 0; ; attempt++) {
       this.#check();
@@ -317,7 +325,7 @@ class Copier {
     };
     // The source stream is verifying; the destination sees that and does not hash the bytes again.
     const stream = await this.#src.openBlob(blob, report ? { ...this.#read, onBytes } : this.#read);
-    await this.#dst.putBlob(blob, stream);
+    await this.#dst.putBlob(blob, stream, this.#read);
   }
 
   async #copyAttachments(subjects: string[]): Promise<void> {
@@ -335,7 +343,7 @@ class Copier {
   // list tags is asked tag by tag instead.
   async #sourceTags(): Promise<Set<string> | undefined> {
     try {
-      return new Set(await this.#src.listTags());
+      return new Set(await this.#src.listTags(this.#read));
     } catch (err) {
       if (
         isFerryError(
@@ -373,8 +381,9 @@ class Copier {
       const merged = mergeLegacyAttachment(existing, config, incoming);
       if (merged !== undefined) {
         this.#check();
-        await this.#dst.putBlob(merged.config.descriptor, merged.config.bytes);
+        await this.#dst.putBlob(merged.config.descriptor, merged.config.bytes, this.#read);
         await this.#dst.putManifest(merged.manifest, merged.mediaType, {
+          ...this.#read,
           tag,
           ifMatch: existing.descriptor.digest,
         });
@@ -414,7 +423,7 @@ class Copier {
         let indexed: boolean;
         let action: "copied" | "present" = "copied";
         this.#check();
-        if (await this.#dst.hasManifest(digest)) {
+        if (await this.#dst.hasManifest(digest, this.#read)) {
           // There already (a repeated copy): write nothing if the destination also lists it, through
           // its referrers API or its fallback index; otherwise only the index entry is missing.
           indexed = (await this.#dstReferrers(subject)).has(digest);
@@ -431,6 +440,7 @@ class Copier {
           await addToFallbackIndex(this.#dst, subject, descriptor, {
             ...(clock ? { clock } : {}),
             ...options,
+            ...this.#read,
           });
         }
         this.#attached(action);

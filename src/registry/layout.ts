@@ -18,6 +18,7 @@ import type {
   OpenBlobOptions,
   PutManifestOptions,
   PutManifestResult,
+  ReadOptions,
 } from "./ports.ts";
 import { fallbackReferrers } from "./referrers.ts";
 import { isVerifying, readCapped, streamOf, verifyingStream } from "./streams.ts";
@@ -35,7 +36,8 @@ const indexLocks = new KeyedMutex();
  * the same tag schema as registries without the referrers API (an index under `sha256-<hex>`), and
  * cosign's legacy `.sig`/`.att`/`.sbom` tags are ref names too. Every read is re-hashed: the files
  * are as untrusted as a registry. Writes are atomic (temp file + rename); index.json updates are
- * serialised within this process.
+ * serialised within this process. Local file I/O does not stall as a network peer can, so only a
+ * blob write (which may be draining a stalled source stream) honours a signal.
  */
 export class OciLayout implements ArtifactWriter {
   readonly dir: string;
@@ -132,7 +134,7 @@ export class OciLayout implements ArtifactWriter {
     return fetchManifestIfPresent(this, reference);
   }
 
-  async hasManifest(digest: string): Promise<boolean> {
+  async hasManifest(digest: string, _options?: ReadOptions): Promise<boolean> {
     return (await this.#size(digest)) !== undefined;
   }
 
@@ -170,7 +172,7 @@ export class OciLayout implements ArtifactWriter {
     return readCapped(await this.openBlob(descriptor), max, where);
   }
 
-  async listTags(): Promise<string[]> {
+  async listTags(_options?: ReadOptions): Promise<string[]> {
     const index = await this.#readIndex();
     return index.manifests.flatMap((d) => {
       const name = d.annotations?.[REF_NAME_ANNOTATION];
@@ -182,11 +184,15 @@ export class OciLayout implements ArtifactWriter {
     return fallbackReferrers(this, digest, options);
   }
 
-  async hasBlob(descriptor: Descriptor): Promise<boolean> {
+  async hasBlob(descriptor: Descriptor, _options?: ReadOptions): Promise<boolean> {
     return (await this.#size(descriptor.digest)) === descriptor.size;
   }
 
-  async putBlob(descriptor: Descriptor, content: Uint8Array | ReadableStream<Uint8Array>): Promise<void> {
+  async putBlob(
+    descriptor: Descriptor,
+    content: Uint8Array | ReadableStream<Uint8Array>,
+    options: ReadOptions = {},
+  ): Promise<void> {
     const where = `blob ${descriptor.digest} into ${this.location}`;
     const target = this.#blobPath(descriptor.digest);
     if (await this.hasBlob(descriptor)) {
@@ -199,7 +205,10 @@ export class OciLayout implements ArtifactWriter {
     try {
       // The verifying stream fails before the end when the bytes are wrong; only then is it renamed in.
       const checked = isVerifying(source, descriptor) ? source : verifyingStream(source, descriptor, where);
-      await checked.pipeTo(Writable.toWeb(createWriteStream(temp)));
+      await checked.pipeTo(
+        Writable.toWeb(createWriteStream(temp)),
+        options.signal === undefined ? {} : { signal: options.signal },
+      );
       await rename(temp, target);
     } catch (err) {
       await rm(temp, { force: true });
@@ -207,11 +216,15 @@ export class OciLayout implements ArtifactWriter {
     }
   }
 
-  async mountBlob(_descriptor: Descriptor, _source: ArtifactReader): Promise<boolean> {
+  async mountBlob(
+    _descriptor: Descriptor,
+    _source: ArtifactReader,
+    _options?: ReadOptions,
+  ): Promise<boolean> {
     return false;
   }
 
-  async markRoot(descriptor: Descriptor): Promise<void> {
+  async markRoot(descriptor: Descriptor, _options?: ReadOptions): Promise<void> {
     await indexLocks.run(this.dir, async () => {
       const index = await this.#readIndex();
       if (index.manifests.some((d) => d.digest === descriptor.digest)) return;
@@ -227,7 +240,7 @@ export class OciLayout implements ArtifactWriter {
   ): Promise<PutManifestResult> {
     const digest = sha256(bytes);
     const descriptor: Descriptor = { mediaType, digest, size: bytes.byteLength };
-    await this.putBlob(descriptor, bytes);
+    await this.putBlob(descriptor, bytes, options);
     const tag = options.tag;
     if (tag !== undefined) {
       await indexLocks.run(this.dir, async () => {

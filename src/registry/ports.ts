@@ -9,9 +9,9 @@ export interface FetchedManifest {
 }
 
 /**
- * Cancellation of a read: when `signal` aborts, the request in flight is aborted (its connection
- * and buffers released) and the read rejects with the signal's reason. Readers without network
- * I/O (an OCI layout) may ignore it.
+ * Cancellation of a read or a write: when `signal` aborts, the request in flight is aborted (its
+ * connection and buffers released, an upload's body included) and the call rejects with the
+ * signal's reason. Readers and writers without network I/O (an OCI layout) may ignore it.
  */
 export interface ReadOptions {
   signal?: AbortSignal | undefined;
@@ -47,7 +47,7 @@ export interface ArtifactReader {
   /** Like {@link fetchManifest}, but undefined when absent. */
   findManifest(reference: string, options?: ReadOptions): Promise<FetchedManifest | undefined>;
   /** Whether a manifest with this digest exists here. */
-  hasManifest(digest: string): Promise<boolean>;
+  hasManifest(digest: string, options?: ReadOptions): Promise<boolean>;
   /** A blob's bytes, verified; refused over `maxBytes`. */
   fetchBlob(descriptor: Descriptor, options?: FetchBlobOptions): Promise<Uint8Array>;
   /**
@@ -56,13 +56,13 @@ export interface ArtifactReader {
    */
   openBlob(descriptor: Descriptor, options?: OpenBlobOptions): Promise<ReadableStream<Uint8Array>>;
   /** Every tag (or layout ref name) of the repository. */
-  listTags(): Promise<string[]>;
+  listTags(options?: ReadOptions): Promise<string[]>;
   /** Descriptors of the manifests whose `subject` is `digest` (referrers API, else the tag fallback). */
   listReferrers(digest: string, options?: ListReferrersOptions): Promise<Descriptor[]>;
 }
 
 /** Options for {@link ArtifactWriter.putManifest}. */
-export interface PutManifestOptions {
+export interface PutManifestOptions extends ReadOptions {
   /** Also (or instead of the digest) store it under this tag. */
   tag?: string;
   /**
@@ -85,22 +85,26 @@ export interface PutManifestResult {
 /** Writes content-addressed objects into one repository (it reads too: updates are read-modify-write). */
 export interface ArtifactWriter extends ArtifactReader {
   /** Whether this blob already exists here. */
-  hasBlob(descriptor: Descriptor): Promise<boolean>;
+  hasBlob(descriptor: Descriptor, options?: ReadOptions): Promise<boolean>;
   /**
    * Stores a blob. Bytes are checked against the digest before they are committed; a stream is
    * consumed once, so a failed streamed upload is not retried here.
    */
-  putBlob(descriptor: Descriptor, content: Uint8Array | ReadableStream<Uint8Array>): Promise<void>;
+  putBlob(
+    descriptor: Descriptor,
+    content: Uint8Array | ReadableStream<Uint8Array>,
+    options?: ReadOptions,
+  ): Promise<void>;
   /**
    * Makes a blob of `source` available here without moving its bytes, when both live in the same
    * registry (a cross-repository mount). Returns false when that is not possible.
    */
-  mountBlob(descriptor: Descriptor, source: ArtifactReader): Promise<boolean>;
+  mountBlob(descriptor: Descriptor, source: ArtifactReader, options?: ReadOptions): Promise<boolean>;
   /**
    * Lists a manifest already stored here as a top-level entry (an OCI layout's index.json); a
    * registry has no such notion and does not implement it.
    */
-  markRoot?(descriptor: Descriptor): Promise<void>;
+  markRoot?(descriptor: Descriptor, options?: ReadOptions): Promise<void>;
   /** Stores a manifest (under `options.tag` when given, else by its digest). */
   putManifest(bytes: Uint8Array, mediaType: string, options?: PutManifestOptions): Promise<PutManifestResult>;
 }

@@ -53,6 +53,8 @@ export interface ReferrerWriteOptions {
   settleMs?: () => number;
   /** Times those pauses (default: the system clock). */
   clock?: Clock;
+  /** Stops the update: passed to every read and write of the index. */
+  signal?: AbortSignal;
 }
 
 const sharedLock = new KeyedMutex();
@@ -101,9 +103,10 @@ export async function addToFallbackIndex(
   const attempts = options.attempts ?? 8;
   const settle = options.settleMs ?? (() => 10 + Math.floor(Math.random() * 20));
   const clock = options.clock ?? systemClock;
+  const io = options.signal === undefined ? {} : { signal: options.signal };
   await (options.lock ?? sharedLock).run(`${writer.location} ${tag}`, async () => {
     for (let attempt = 1; attempt <= attempts; attempt++) {
-      const current = await writer.findManifest(tag);
+      const current = await writer.findManifest(tag, io);
       const entries = current?.manifest.kind === "index" ? current.manifest.value.manifests : [];
       if (entries.some((d) => d.digest === entry.digest)) return;
       const index = {
@@ -113,6 +116,7 @@ export async function addToFallbackIndex(
       };
       try {
         await writer.putManifest(new TextEncoder().encode(JSON.stringify(index)), MediaType.ociIndex, {
+          ...io,
           tag,
           ifMatch: current?.descriptor.digest ?? null,
         });
@@ -122,7 +126,7 @@ export async function addToFallbackIndex(
         continue;
       }
       await clock.sleep(settle());
-      const after = await writer.findManifest(tag);
+      const after = await writer.findManifest(tag, io);
       if (
         after?.manifest.kind === "index" &&
         after.manifest.value.manifests.some((d) => d.digest === entry.digest)

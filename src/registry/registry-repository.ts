@@ -95,13 +95,14 @@ export class RegistryRepository implements ArtifactWriter {
     return fetchManifestIfPresent(this, reference, options);
   }
 
-  async hasManifest(digest: string): Promise<boolean> {
+  async hasManifest(digest: string, options: ReadOptions = {}): Promise<boolean> {
     const where = `${this.location}@${digest}`;
     const res = await this.#send({
       method: "HEAD",
       url: `/v2/${this.repository}/manifests/${assertDigest(digest)}`,
       headers: { accept: MANIFEST_ACCEPT },
       where,
+      signal: options.signal,
     });
     await res.discard();
     if (res.status === 200) return true;
@@ -137,13 +138,14 @@ export class RegistryRepository implements ArtifactWriter {
     return readCapped(await this.openBlob(descriptor, { signal: options.signal }), max, where);
   }
 
-  async hasBlob(descriptor: Descriptor): Promise<boolean> {
+  async hasBlob(descriptor: Descriptor, options: ReadOptions = {}): Promise<boolean> {
     const where = `blob ${descriptor.digest} of ${this.location}`;
     const res = await this.#send({
       method: "HEAD",
       url: `/v2/${this.repository}/blobs/${assertDigest(descriptor.digest)}`,
       storageRedirects: true,
       where,
+      signal: options.signal,
     });
     await res.discard();
     if (res.status === 200) return true;
@@ -151,13 +153,18 @@ export class RegistryRepository implements ArtifactWriter {
     throw await statusError(res, where);
   }
 
-  async putBlob(descriptor: Descriptor, content: Uint8Array | ReadableStream<Uint8Array>): Promise<void> {
+  async putBlob(
+    descriptor: Descriptor,
+    content: Uint8Array | ReadableStream<Uint8Array>,
+    options: ReadOptions = {},
+  ): Promise<void> {
     const where = `upload of blob ${descriptor.digest} to ${this.location}`;
     const started = await this.#send({
       method: "POST",
       url: `/v2/${this.repository}/blobs/uploads/`,
       scopes: this.#push(),
       where,
+      signal: options.signal,
     });
     const location = started.headers.get("location");
     if (started.status !== 202 || location === null) throw await statusError(started, where);
@@ -177,6 +184,7 @@ export class RegistryRepository implements ArtifactWriter {
       headers: { "content-type": "application/octet-stream", "content-length": String(descriptor.size) },
       body,
       where,
+      signal: options.signal,
     });
     if (done.status !== 201) throw await statusError(done, where);
     await done.discard();
@@ -186,7 +194,11 @@ export class RegistryRepository implements ArtifactWriter {
     }
   }
 
-  async mountBlob(descriptor: Descriptor, source: ArtifactReader): Promise<boolean> {
+  async mountBlob(
+    descriptor: Descriptor,
+    source: ArtifactReader,
+    options: ReadOptions = {},
+  ): Promise<boolean> {
     if (!(source instanceof RegistryRepository) || source.#ctx !== this.#ctx) return false;
     const where = `mount of blob ${descriptor.digest} from ${source.location} to ${this.location}`;
     const url = `/v2/${this.repository}/blobs/uploads/?mount=${encodeURIComponent(assertDigest(descriptor.digest))}&from=${encodeURIComponent(source.repository)}`;
@@ -195,6 +207,7 @@ export class RegistryRepository implements ArtifactWriter {
       url,
       scopes: [...this.#push(), repositoryScope(source.repository, ["pull"])],
       where,
+      signal: options.signal,
     });
     await res.discard();
     if (res.status === 201) return true;
@@ -222,6 +235,7 @@ export class RegistryRepository implements ArtifactWriter {
       headers,
       body: bytes,
       where,
+      signal: options.signal,
     });
     if (res.status === 412) {
       await res.discard();
@@ -236,12 +250,12 @@ export class RegistryRepository implements ArtifactWriter {
     return { digest, subjectIndexed: res.headers.get("oci-subject") !== null };
   }
 
-  async listTags(): Promise<string[]> {
+  async listTags(options: ReadOptions = {}): Promise<string[]> {
     const tags: string[] = [];
     let next: string | undefined = `/v2/${this.repository}/tags/list?n=${TAGS_PAGE}`;
     for (let page = 0; next !== undefined && page < 10_000; page++) {
       const where = `tags of ${this.location}`;
-      const res = await this.#send({ method: "GET", url: next, where });
+      const res = await this.#send({ method: "GET", url: next, where, signal: options.signal });
       if (res.status === 404) {
         await res.discard();
         return tags;
