@@ -103,10 +103,15 @@ describe("a promotion survives SIGKILL of ferry serve", () => {
     });
     expect((await api.until(staged.json.id, isFinished)).state).toBe("promoted");
 
-    // The first blob upload into the target never gets an answer: the copy hangs mid-way.
+    // The upload of the image's own layer into the target never gets an answer: the copy hangs
+    // mid-way, before the image manifest can be pushed (the signatures, copied beside the image,
+    // may finish meanwhile: they are not what this stalls).
+    const layer = signed.image.manifests[0]!.layerDigests[0]!;
     proxy.addFault({
       match: (r) =>
-        (r.method === "PUT" || r.method === "PATCH") && r.path.startsWith("/v2/midcopy/web/blobs/uploads/"),
+        (r.method === "PUT" || r.method === "PATCH") &&
+        r.path.startsWith("/v2/midcopy/web/blobs/uploads/") &&
+        r.path.includes(layer.slice("sha256:".length)),
       action: { kind: "stall" },
       times: 1,
     });
