@@ -79,9 +79,12 @@ async function pushSigned(repo: RegistryRepository, layers: number, bytes: numbe
     const signature = sign("sha256", payload, key.privateKey).toString("base64");
     sigLayers.push({ ...layer, annotations: { "dev.cosignproject.cosign/signature": signature } });
   }
+  // A config of its own per image: the images are pushed at once, and docker-registry 2.8 can
+  // answer DIGEST_INVALID to a manifest whose config blob another request was uploading into the
+  // same repository at the same moment (seen under load).
   const sigConfig = await putBlob(
     repo,
-    encode({ architecture: "", os: "", config: {} }),
+    encode({ architecture: "", os: "", config: {}, nonce: randomBytes(8).toString("hex") }),
     "application/vnd.oci.image.config.v1+json",
   );
   await repo.putManifest(
