@@ -1,4 +1,5 @@
 import type { z } from "zod";
+import { readCapped as readCappedStream, TooLargeError } from "../common/read-capped.ts";
 import { isLoopbackHostname } from "../common/url-policy.ts";
 import { CliError } from "./io.ts";
 import { reasonOf } from "./token-source.ts";
@@ -216,24 +217,16 @@ export class ApiClient {
   }
 }
 
+/** The whole answer as text, at most {@link MAX_BODY_BYTES} (the common capped reader, in the CLI's terms). */
 async function readCapped(res: Response, server: string): Promise<string> {
   if (res.body === null) return "";
-  const chunks: Uint8Array[] = [];
-  let size = 0;
   try {
-    for await (const chunk of res.body) {
-      size += chunk.byteLength;
-      if (size > MAX_BODY_BYTES) {
-        await res.body.cancel().catch(() => {});
-        throw new CliError(`${server} sent an answer larger than ${MAX_BODY_BYTES} bytes`);
-      }
-      chunks.push(chunk);
-    }
+    return Buffer.from(await readCappedStream(res.body, MAX_BODY_BYTES)).toString("utf8");
   } catch (err) {
-    if (err instanceof CliError) throw err;
+    if (err instanceof TooLargeError)
+      throw new CliError(`${server} sent an answer larger than ${MAX_BODY_BYTES} bytes`);
     throw new Unreachable(`cannot read the answer of ${server}: ${reasonOf(err)}`);
   }
-  return Buffer.concat(chunks).toString("utf8");
 }
 
 const str = (v: unknown) => (typeof v === "string" && v !== "" ? v : undefined);

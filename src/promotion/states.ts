@@ -35,6 +35,17 @@ export const PROMOTION_EVENTS = [
 ] as const;
 export type PromotionEvent = (typeof PROMOTION_EVENTS)[number];
 
+/** Until its steps start, a promotion may wait (again), start, or end in any unfinished way. */
+const BEFORE_STEPS: Readonly<Partial<Record<PromotionEvent, PromotionState>>> = {
+  wait: "waiting",
+  start: "running",
+  fail: "failed",
+  reject: "rejected",
+  cancel: "cancelled",
+  supersede: "superseded",
+  expire: "expired",
+};
+
 /**
  * The transition table, as data: for each state, the events it accepts and where they lead. A
  * state with no entry is final. A running promotion cannot be cancelled, superseded or expired:
@@ -43,24 +54,8 @@ export type PromotionEvent = (typeof PROMOTION_EVENTS)[number];
 export const TRANSITIONS: Readonly<
   Record<PromotionState, Readonly<Partial<Record<PromotionEvent, PromotionState>>>>
 > = {
-  pending: {
-    wait: "waiting",
-    start: "running",
-    fail: "failed",
-    reject: "rejected",
-    cancel: "cancelled",
-    supersede: "superseded",
-    expire: "expired",
-  },
-  waiting: {
-    wait: "waiting",
-    start: "running",
-    fail: "failed",
-    reject: "rejected",
-    cancel: "cancelled",
-    supersede: "superseded",
-    expire: "expired",
-  },
+  pending: BEFORE_STEPS,
+  waiting: BEFORE_STEPS,
   running: { succeed: "promoted", fail: "failed" },
   promoted: {},
   failed: {},

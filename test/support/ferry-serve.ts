@@ -2,8 +2,10 @@ import type { ChildProcess } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { stringify } from "yaml";
+import { isFinal } from "../../src/promotion/states.ts";
 import { githubClaims } from "../identity/fixtures.ts";
 import { type FerryRun, runFerry } from "./cli.ts";
+import { callApi } from "./ferry.ts";
 import { getFreePort, waitForHttp } from "./net.ts";
 import type { OidcIssuer } from "./oidc-issuer.ts";
 
@@ -78,16 +80,8 @@ export function client(github: OidcIssuer, url: () => string) {
   const token = () => github.sign(githubClaims({ iss: github.url, aud: AUD }));
   return {
     async call(method: string, route: string, body?: unknown, headers: Record<string, string> = {}) {
-      const res = await fetch(`${url()}${route}`, {
-        method,
-        headers: {
-          authorization: `Bearer ${await token()}`,
-          ...(body === undefined ? {} : { "content-type": "application/json" }),
-          ...headers,
-        },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-      return { status: res.status, json: (await res.json()) as Json };
+      const { status, json } = await callApi({ url: url() }, await token(), method, route, body, headers);
+      return { status, json: json as Json };
     },
     /** Long-polls until the promotion has finished (or `until` holds). */
     async until(id: string, done: (p: Json) => boolean, rounds = 60): Promise<Json> {
@@ -100,4 +94,4 @@ export function client(github: OidcIssuer, url: () => string) {
   };
 }
 
-export const isFinished = (p: Json) => !["pending", "waiting", "running"].includes(p.state);
+export const isFinished = (p: Json) => isFinal(p.state);
