@@ -11,6 +11,7 @@ import { compilePromotionPolicies } from "./policies.ts";
 import type { PromotionRegistry, PromotionVerifier } from "./ports.ts";
 import { compileReadAccess, type ReadAccessConfig } from "./read-access.ts";
 import { PromotionService } from "./service.ts";
+import type { StepRunners } from "./step-runner.ts";
 import { PromotionStore } from "./store.ts";
 import { PromotionWorker } from "./worker.ts";
 
@@ -26,6 +27,8 @@ export interface PromotionWiring {
   logger: Logger;
   /** The Prometheus registry; none: no metrics (tests of the engine alone). */
   metrics?: Registry;
+  /** The optional steps' runners (`gitops`, `evidence`). */
+  steps?: StepRunners;
 }
 
 /** The promotion graph of one process. */
@@ -58,6 +61,7 @@ export function createPromotion(wiring: PromotionWiring): Promotion {
     notify: (id) => notifier.changed(id),
     metrics,
     logger: logger.child({ component: "promotion" }),
+    ...(wiring.steps === undefined ? {} : { steps: wiring.steps }),
   });
   const worker = new PromotionWorker({
     store,
@@ -81,6 +85,7 @@ export function createPromotion(wiring: PromotionWiring): Promotion {
     clock,
     metrics,
     wake: () => worker.wake(),
+    ...(wiring.steps === undefined ? {} : { steps: wiring.steps }),
   });
   return {
     service,

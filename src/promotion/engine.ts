@@ -20,7 +20,8 @@ import type { PromotionRegistry, PromotionVerifier } from "./ports.ts";
 import { gateRecord, type PromotionRecord, type PromotionResult, type StepRecord } from "./record.ts";
 import { classifyStepError, stepBackoff } from "./retry.ts";
 import { isFinal, type PromotionEvent, transition } from "./states.ts";
-import { planSteps } from "./steps.ts";
+import { StepFailure, type StepRunners } from "./step-runner.ts";
+import { planStepsFor } from "./steps.ts";
 import type { PromotionChanges, PromotionStore } from "./store.ts";
 
 /** What the engine is built from. */
@@ -36,26 +37,23 @@ export interface EngineDeps {
   notify: (id: string) => void;
   metrics: PromotionMetrics;
   logger: Logger;
+  /** The optional steps' runners (`gitops`, `evidence`); a step without one is skipped. */
+  steps?: StepRunners;
   random?: () => number;
 }
 
-/** A step failed for good: the promotion fails with this reason (and stores `changes` with it). */
-class StepFailure extends Error {
-  readonly reason: string;
+/** A verification in the target failed: the promotion fails, and stores the report with it. */
+class VerificationFailure extends StepFailure {
   changes: PromotionChanges = {};
-  constructor(reason: string, message: string) {
-    super(message);
-    this.reason = reason;
-  }
 }
 
 /** The promotion changed under us (cancelled, or another worker): re-read and decide again. */
 class Changed extends Error {}
 
-function verificationFailure(report: VerificationReport, where: string): StepFailure | undefined {
+function verificationFailure(report: VerificationReport, where: string): VerificationFailure | undefined {
   if (report.allowed) return undefined;
   const failing = report.checks.find((c) => !c.passed);
-  return new StepFailure(
+  return new VerificationFailure(
     failing?.reason ?? "no_checks",
     `verification in ${where} failed: ${failing ? `${failing.name}: ${failing.message}` : "no check ran"}`,
   );
@@ -84,7 +82,10 @@ export class PromotionEngine {
       try {
         const running = queue.find((p) => p.state === "running");
         if (running !== undefined) {
-          await this.#runSteps(running, lease, signal);
+          // A step that waits (a pull request not merged yet) is looked at again when due; until
+          // then nothing else of this pair may start.
+          if (running.nextCheckAt !== null && running.nextCheckAt > this.#deps.clock.now()) return;
+          if (!(await this.#runSteps(running, lease, signal))) return;
           continue;
         }
         if (!(await this.#evaluateQueue(queue, lease, signal))) return;
@@ -228,7 +229,7 @@ export class PromotionEngine {
         break;
       case "start":
         changes.nextCheckAt = now;
-        changes.steps = planSteps({ gitops: false, evidence: false }).map((s) => ({ ...s, attempts: 0 }));
+        changes.steps = planStepsFor(this.#deps.steps, p.app, p.environment);
         changes.verification = {
           policyHash: this.#deps.verifier.policyHash(p.environment),
           ...(verification === undefined ? {} : { source: verification }),
@@ -249,16 +250,21 @@ export class PromotionEngine {
     );
   }
 
-  /** Runs the steps of a running promotion from its first step not done. */
-  async #runSteps(start: PromotionRecord, lease: HeldLease, signal: AbortSignal): Promise<void> {
+  /**
+   * Runs the steps of a running promotion from its first step not done; false when a step waits
+   * (the promotion is looked at again at its `nextCheckAt`).
+   */
+  async #runSteps(start: PromotionRecord, lease: HeldLease, signal: AbortSignal): Promise<boolean> {
     let current = start;
     for (let i = 0; i < current.steps.length; i++) {
       const step = current.steps[i]!;
       if (step.status === "done" || step.status === "skipped") continue;
       const next = await this.#runStep(current, i, lease, signal);
-      if (next === undefined || next.state !== "running") return;
+      if (next === undefined || next.state !== "running") return true;
+      if (next.steps[i]?.status === "waiting") return false;
       current = next;
     }
+    return true;
   }
 
   async #runStep(
@@ -272,7 +278,8 @@ export class PromotionEngine {
     for (;;) {
       signal.throwIfAborted();
       const before = current.steps[index]!;
-      const attempts = before.attempts + 1;
+      // Looking again at a waiting step is not a new attempt: only starts after a failure or a crash count.
+      const attempts = before.status === "waiting" ? before.attempts : before.attempts + 1;
       current = await this.#save(
         current,
         {
@@ -304,7 +311,7 @@ export class PromotionEngine {
           const failed = await this.#save(
             current,
             {
-              ...(err instanceof StepFailure ? err.changes : {}),
+              ...(err instanceof VerificationFailure ? err.changes : {}),
               state: transition(current.state, "fail"),
               nextCheckAt: null,
               steps: withStep(current.steps, index, {
@@ -415,9 +422,35 @@ export class PromotionEngine {
         );
         return recorded;
       }
-      default:
-        // gitops and evidence: slots for later work, planned `skipped` until configured.
-        return this.#save(p, { steps: done({ message: "not configured" }) }, lease);
+      default: {
+        const runner = this.#deps.steps?.[step.name];
+        if (runner === undefined) return this.#save(p, { steps: done({ message: "not configured" }) }, lease);
+        const outcome = await runner.run(p, step, { lease, signal, attempt: step.attempts });
+        if (outcome.status === "done")
+          return this.#save(
+            p,
+            {
+              steps: done({
+                ...(outcome.message === undefined ? {} : { message: outcome.message }),
+                ...(outcome.data === undefined ? {} : { data: outcome.data }),
+              }),
+            },
+            lease,
+          );
+        return this.#save(
+          p,
+          {
+            nextCheckAt: outcome.recheckAt,
+            steps: withStep(p.steps, index, {
+              status: "waiting",
+              reason: outcome.reason,
+              message: outcome.message,
+              ...(outcome.data === undefined ? {} : { data: outcome.data }),
+            }),
+          },
+          lease,
+        );
+      }
     }
   }
 

@@ -4,7 +4,8 @@ import type { PromotionState } from "./states.ts";
 import type { PromotionStep } from "./steps.ts";
 
 /** What a step is doing, as stored and shown. */
-export type StepStatus = "pending" | "running" | "done" | "failed" | "skipped";
+/** `waiting`: the promotion runs, and the step waits for something outside (a pull request merged). */
+export type StepStatus = "pending" | "running" | "waiting" | "done" | "failed" | "skipped";
 
 /** One step of a promotion, as stored (times in epoch ms). */
 export interface StepRecord {
@@ -17,6 +18,8 @@ export interface StepRecord {
   /** Why it failed (or, while it is retried, why the last attempt failed), as a stable code. */
   reason?: string;
   message?: string;
+  /** What the step did or waits on (a commit sha, a pull request), kept across its runs. */
+  data?: Record<string, unknown>;
 }
 
 /** One gate's last decision, as stored. */

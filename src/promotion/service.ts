@@ -15,7 +15,8 @@ import type { PromotionRecord } from "./record.ts";
 import { requesterOf } from "./requester.ts";
 import { checkRollback, rollbackRefusalError, sourceRepository } from "./rollback.ts";
 import { isFinal, transition } from "./states.ts";
-import { planSteps } from "./steps.ts";
+import type { StepRunners } from "./step-runner.ts";
+import { planStepsFor } from "./steps.ts";
 import type { CurrentEntry, HistoryEntry, PromotionFilter, PromotionPage, PromotionStore } from "./store.ts";
 
 /** A promotion request, as parsed at the boundary. */
@@ -40,6 +41,8 @@ export interface PromotionServiceDeps {
   metrics: PromotionMetrics;
   /** A new request or a cancellation: wake the worker. */
   wake: () => void;
+  /** The optional steps' runners, to plan the steps a new promotion shows. */
+  steps?: StepRunners;
   /** How often a long-poll re-reads the store for changes made by other replicas, ms. */
   pollEvery?: number;
 }
@@ -185,7 +188,7 @@ export class PromotionService {
       updatedAt: now,
       nextCheckAt: now,
       gates: [],
-      steps: planSteps({ gitops: false, evidence: false }).map((s) => ({ ...s, attempts: 0 })),
+      steps: planStepsFor(this.#deps.steps, app.name, env.name),
     };
     const result = await store.insert(record, key);
     if (result.created) this.#deps.wake();

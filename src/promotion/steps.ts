@@ -1,3 +1,6 @@
+import type { StepRecord } from "./record.ts";
+import type { StepRunners } from "./step-runner.ts";
+
 /**
  * The steps a running promotion performs, in order. Each is idempotent and resumable after a
  * crash; whether a step's failure is retried or final is the step runner's call, not this list's.
@@ -35,4 +38,16 @@ export function planSteps(options: StepOptions): PlannedStep[] {
         ? "skipped"
         : "pending",
   }));
+}
+
+/** The planned steps of a promotion of (app, environment): an optional step runs when its runner applies. */
+export function planStepsFor(
+  runners: StepRunners | undefined,
+  app: string,
+  environment: string,
+): StepRecord[] {
+  return planSteps({
+    gitops: runners?.gitops?.configured(app, environment) ?? false,
+    evidence: runners?.evidence?.configured(app, environment) ?? false,
+  }).map((s) => ({ ...s, attempts: 0 }));
 }

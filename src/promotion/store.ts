@@ -54,6 +54,14 @@ export interface PromotionFilter {
 
 const UNFINISHED = UNFINISHED_STATES as PromotionState[];
 
+/**
+ * Told of every stored change of a promotion, after it is committed: `before` is the version the
+ * change was made against (undefined for a new promotion). Notifications and the audit log listen
+ * here, so no writer (engine, service, approvals) can forget to tell them. Listeners must not throw
+ * and must not block: they queue their own work.
+ */
+export type PromotionListener = (after: PromotionRecord, before: PromotionRecord | undefined) => void;
+
 function decode(row: Row): PromotionRecord {
   return {
     id: row.id,
@@ -120,9 +128,19 @@ function decodeCursor(cursor: string): [number, string] {
  */
 export class PromotionStore {
   readonly #store: Store;
+  readonly #listeners: PromotionListener[] = [];
 
   constructor(store: Store) {
     this.#store = store;
+  }
+
+  /** Adds a listener for every committed change (see {@link PromotionListener}). */
+  onChange(listener: PromotionListener): void {
+    this.#listeners.push(listener);
+  }
+
+  #emit(after: PromotionRecord, before: PromotionRecord | undefined): void {
+    for (const listener of this.#listeners) listener(after, before);
   }
 
   get #db(): Kysely<Database> {
@@ -176,7 +194,7 @@ export class PromotionStore {
     record: PromotionRecord,
     key: { sha256: string } | undefined,
   ): Promise<{ promotion: PromotionRecord; created: boolean }> {
-    return this.#store.transaction(async (tx) => {
+    const result = await this.#store.transaction(async (tx) => {
       if (key !== undefined) {
         const bound = await tx
           .selectFrom("promotion_idempotency")
@@ -238,6 +256,8 @@ export class PromotionStore {
       }
       return { promotion: winner, created: winner.id === record.id };
     });
+    if (result.created) this.#emit(result.promotion, undefined);
+    return result;
   }
 
   async #bound(
@@ -278,7 +298,10 @@ export class PromotionStore {
         ? Number((await write.executeTakeFirst()).numUpdatedRows) > 0
         : await lease.fenced(write);
     if (!changed) return undefined;
-    return this.get(current.id, db);
+    const updated = await this.get(current.id, db);
+    // Inside a transaction the caller tells the listeners once it has committed.
+    if (updated !== undefined && db === this.#db) this.#emit(updated, current);
+    return updated;
   }
 
   /**
@@ -295,7 +318,9 @@ export class PromotionStore {
     now: number,
     lease: HeldLease,
   ): Promise<PromotionRecord | undefined> {
-    return this.#store.transaction(async (tx) => {
+    const superseded: PromotionRecord[] = [];
+    const recorded = await this.#store.transaction(async (tx) => {
+      superseded.length = 0;
       const updated = await this.update(
         current,
         { ...changes, state: "promoted", nextCheckAt: null },
@@ -335,6 +360,11 @@ export class PromotionStore {
         )
         .execute();
       if (supersede.length > 0) {
+        for (const id of supersede) {
+          const queued = await this.get(id, tx);
+          if (queued !== undefined && (queued.state === "pending" || queued.state === "waiting"))
+            superseded.push(queued);
+        }
         await tx
           .updateTable("promotions")
           .set((eb) => ({
@@ -353,6 +383,14 @@ export class PromotionStore {
       }
       return updated;
     });
+    if (recorded !== undefined) {
+      this.#emit(recorded, current);
+      for (const before of superseded) {
+        const after = await this.get(before.id);
+        if (after !== undefined) this.#emit(after, before);
+      }
+    }
+    return recorded;
   }
 
   /** Every unfinished promotion of (app, environment), oldest first. */
@@ -369,28 +407,31 @@ export class PromotionStore {
     return rows.map(decode);
   }
 
-  /** The (app, environment) pairs with work due at `now`: running, or pending or waiting and due. */
+  /**
+   * The (app, environment) pairs with work due at `now`: pending, waiting or running, and due (a
+   * running promotion whose step waits, for a merge, is due again at its `next_check_at`).
+   */
   async duePairs(now: number, limit: number): Promise<{ app: string; environment: string }[]> {
     return this.#db
       .selectFrom("promotions")
       .select(["app", "environment"])
       .distinct()
       .where((eb) =>
-        eb.or([
-          eb("state", "=", "running"),
-          eb.and([eb("state", "in", ["pending", "waiting"]), eb("next_check_at", "<=", now)]),
+        eb.and([
+          eb("state", "in", ["pending", "waiting", "running"]),
+          eb.or([eb("next_check_at", "is", null), eb("next_check_at", "<=", now)]),
         ]),
       )
       .limit(limit)
       .execute();
   }
 
-  /** When the earliest queued promotion is due, if any. */
+  /** When the earliest unfinished promotion is due, if any. */
   async nextDue(): Promise<number | undefined> {
     const row = await this.#db
       .selectFrom("promotions")
       .select((eb) => eb.fn.min("next_check_at").as("at"))
-      .where("state", "in", ["pending", "waiting"])
+      .where("state", "in", ["pending", "waiting", "running"])
       .executeTakeFirst();
     return row?.at === null || row?.at === undefined ? undefined : Number(row.at);
   }
