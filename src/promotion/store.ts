@@ -62,6 +62,18 @@ const UNFINISHED = UNFINISHED_STATES as PromotionState[];
  */
 export type PromotionListener = (after: PromotionRecord, before: PromotionRecord | undefined) => void;
 
+/**
+ * Runs inside the transaction of every change of a promotion, after the change: what it writes
+ * through `tx` commits with the change or not at all (a transactional outbox: a notification is
+ * queued exactly when its transition is stored). Keep it to a few inserts; throwing rolls the change
+ * back.
+ */
+export type PromotionWriteHook = (
+  tx: Kysely<Database>,
+  after: PromotionRecord,
+  before: PromotionRecord | undefined,
+) => Promise<void>;
+
 function decode(row: Row): PromotionRecord {
   return {
     id: row.id,
@@ -129,6 +141,7 @@ function decodeCursor(cursor: string): [number, string] {
 export class PromotionStore {
   readonly #store: Store;
   readonly #listeners: PromotionListener[] = [];
+  readonly #hooks: PromotionWriteHook[] = [];
 
   constructor(store: Store) {
     this.#store = store;
@@ -137,6 +150,15 @@ export class PromotionStore {
   /** Adds a listener for every committed change (see {@link PromotionListener}). */
   onChange(listener: PromotionListener): void {
     this.#listeners.push(listener);
+  }
+
+  /** Adds a hook that writes with every change, in its transaction (see {@link PromotionWriteHook}). */
+  onWrite(hook: PromotionWriteHook): void {
+    this.#hooks.push(hook);
+  }
+
+  async #runHooks(tx: Kysely<Database>, after: PromotionRecord, before: PromotionRecord | undefined) {
+    for (const hook of this.#hooks) await hook(tx, after, before);
   }
 
   #emit(after: PromotionRecord, before: PromotionRecord | undefined): void {
@@ -254,7 +276,9 @@ export class PromotionStore {
           .executeTakeFirstOrThrow();
         if (bound.promotion_id !== winner.id) return this.#bound(tx, bound, record.requestHash);
       }
-      return { promotion: winner, created: winner.id === record.id };
+      const created = winner.id === record.id;
+      if (created) await this.#runHooks(tx, winner, undefined);
+      return { promotion: winner, created };
     });
     if (result.created) this.#emit(result.promotion, undefined);
     return result;
@@ -286,8 +310,16 @@ export class PromotionStore {
     changes: PromotionChanges,
     now: number,
     lease?: HeldLease,
-    db: Kysely<Database> = this.#db,
+    db?: Kysely<Database>,
   ): Promise<PromotionRecord | undefined> {
+    if (db === undefined && this.#hooks.length > 0) {
+      // The hooks' writes commit with the change: one transaction for both.
+      const updated = await this.#store.transaction((tx) => this.update(current, changes, now, lease, tx));
+      if (updated !== undefined) this.#emit(updated, current);
+      return updated;
+    }
+    const inTransaction = db !== undefined;
+    db ??= this.#db;
     const write = db
       .updateTable("promotions")
       .set({ ...encodeChanges(changes), version: current.version + 1, updated_at: now })
@@ -299,8 +331,10 @@ export class PromotionStore {
         : await lease.fenced(write);
     if (!changed) return undefined;
     const updated = await this.get(current.id, db);
-    // Inside a transaction the caller tells the listeners once it has committed.
-    if (updated !== undefined && db === this.#db) this.#emit(updated, current);
+    if (updated === undefined) return undefined;
+    // Inside a transaction the hooks write with it, and the listeners are told once it commits.
+    if (inTransaction) await this.#runHooks(db, updated, current);
+    else this.#emit(updated, current);
     return updated;
   }
 
@@ -380,6 +414,11 @@ export class PromotionStore {
           .where("id", "in", [...supersede])
           .where("state", "in", ["pending", "waiting"])
           .execute();
+        if (this.#hooks.length > 0)
+          for (const before of superseded) {
+            const after = await this.get(before.id, tx);
+            if (after !== undefined) await this.#runHooks(tx, after, before);
+          }
       }
       return updated;
     });

@@ -55,7 +55,10 @@ const pipeline: PipelinePrincipal = {
 /** A gitops runner that plays a script of outcomes and records what it was given. */
 class ScriptedRunner implements StepRunner {
   readonly seen: { step: StepRecord; attempt: number }[] = [];
-  constructor(readonly script: (() => StepOutcome)[]) {}
+  readonly script: (() => StepOutcome)[];
+  constructor(script: (() => StepOutcome)[]) {
+    this.script = script;
+  }
   configured(_app: string, environment: string) {
     return environment === "staging";
   }
@@ -72,6 +75,7 @@ let store: Store;
 let promotion: Promotion;
 let runner: ScriptedRunner;
 let events: string[];
+let written: string[];
 
 async function setUp(script: (() => StepOutcome)[]) {
   runner = new ScriptedRunner(script);
@@ -87,7 +91,18 @@ async function setUp(script: (() => StepOutcome)[]) {
     steps: { gitops: runner },
   });
   events = [];
+  written = [];
   promotion.store.onChange((after, before) => events.push(`${before?.state ?? "new"}>${after.state}`));
+  promotion.store.onWrite(async (tx, after, before) => {
+    // Runs inside the change's transaction: the row it sees is the new version.
+    const row = await tx
+      .selectFrom("promotions")
+      .select("version")
+      .where("id", "=", after.id)
+      .executeTakeFirst();
+    expect(Number(row?.version)).toBe(after.version);
+    written.push(`${before?.state ?? "new"}>${after.state}`);
+  });
 }
 
 beforeEach(async () => {
@@ -153,6 +168,8 @@ describe("optional step runners", () => {
     });
     expect(events[0]).toBe("new>pending");
     expect(events.at(-1)).toBe("running>promoted");
+    // Write hooks see every change the listeners see, in the same order.
+    expect(written).toEqual(events);
   });
 
   it("fail the promotion with a step failure's reason", async () => {
