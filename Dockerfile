@@ -43,10 +43,17 @@ FROM node:${NODE_VERSION}-bookworm-slim AS production
 ENV NODE_ENV=production
 WORKDIR /app
 
-# Numeric, non-root user (10001) with no login shell and no home directory, and the only
-# directories Ferry writes to at run time: /var/lib/ferry (SQLite store) and /tmp.
+# GitOps write-back drives the git CLI (docs/gitops.md#git): git, ssh for SSH remotes, and the CA
+# certificates that HTTPS remotes are verified against (the slim base image has none of them).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends git openssh-client ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+
+# Numeric, non-root user (10001) with no login shell, and the only directories Ferry writes to at
+# run time: /var/lib/ferry (SQLite store, git working copies) and /tmp. It is also the user's HOME
+# (see ENV HOME below), so HOME stays writable with a read-only root file system.
 RUN groupadd --system --gid 10001 ferry \
- && useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/ferry --no-create-home \
       --shell /usr/sbin/nologin ferry \
  && mkdir -p /var/lib/ferry /etc/ferry/keys \
  && chown 10001:10001 /var/lib/ferry \
@@ -68,6 +75,8 @@ COPY openapi.yaml ./
 # The configuration is mounted at /etc/ferry/ferry.yaml and the signing key under /etc/ferry/keys.
 VOLUME ["/var/lib/ferry"]
 
+# Set only here: earlier, the build's own npm (run as root) would use it for its cache.
+ENV HOME=/var/lib/ferry
 USER 10001:10001
 EXPOSE 8080
 STOPSIGNAL SIGTERM

@@ -49,9 +49,20 @@ compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql
 command -v git >/dev/null 2>&1 || missing+=(git)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v unzip >/dev/null 2>&1 || missing+=(unzip)
+# The SSH git server of the tests (test/support/sshd.ts) and the client Ferry drives. sshd lives
+# in /usr/sbin, which a non-root PATH may lack: test the file itself.
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
 for pkg in "${missing[@]}"; do
   apt_install "$pkg"
 done
+
+# sshd run as root refuses to start without its privilege separation directory, which the
+# package's service would make, but its service never runs here, and /run empties at each boot.
+if [ ! -d /run/sshd ]; then
+  log "creating /run/sshd (sshd's privilege separation directory)"
+  $SUDO install -d -m 0755 /run/sshd
+fi
 
 # The mirror the machine already uses for bookworm (deb822 or one-line format), so that no host
 # name is hard-coded here and the trixie download goes through whatever mirror is reachable.

@@ -153,7 +153,9 @@ type Rule =
   | "add-url"
   | "npm-ci-omit-dev-missing"
   | "npm-install-in-final"
-  | "copy-context-root";
+  | "copy-context-root"
+  | "git-tools-missing"
+  | "home-not-writable";
 
 interface Problem {
   rule: Rule;
@@ -255,7 +257,62 @@ function lintDockerfile(text: string): Problem[] {
       report("copy-context-root", instruction.line, `${instruction.keyword} of the whole build context`);
     }
   }
+  // Final stage: what GitOps write-back runs (git, ssh, CA certificates), installed lean.
+  const aptRun = runs.find((i) => /\bapt-get\s+install\b/.test(i.args));
+  const installed = new Set(aptRun ? aptPackages(aptRun.args) : []);
+  const absent = GIT_TOOLS.filter((p) => !installed.has(p));
+  if (absent.length > 0 || !aptRun) {
+    report("git-tools-missing", aptRun?.line ?? final.from.line, `final stage lacks ${absent.join(", ")}`);
+  } else if (
+    !/--no-install-recommends/.test(aptRun.args) ||
+    !/rm\s+-rf\s+\/var\/lib\/apt\/lists/.test(aptRun.args)
+  ) {
+    report(
+      "git-tools-missing",
+      aptRun.line,
+      "apt-get install needs --no-install-recommends and rm -rf /var/lib/apt/lists/*",
+    );
+  }
+
+  // Final stage: an explicit HOME that the runtime user owns (git and ssh write there). Without a
+  // numeric non-root USER there is no owner to check: the USER rule has already said so.
+  const home = envValue(final, "HOME");
+  const homeOwned =
+    home !== undefined &&
+    runs.some(
+      (i) => new RegExp(`\\bchown\\s+(-R\\s+)?${uid?.[1]}[:\\s]`).test(i.args) && i.args.includes(home),
+    );
+  if (uid && Number(uid[1]) !== 0 && (!home || home === "/nonexistent" || !homeOwned)) {
+    report(
+      "home-not-writable",
+      final.from.line,
+      `final stage must set ENV HOME to a directory it chowns to the runtime user, found ${home ?? "none"}`,
+    );
+  }
   return problems;
+}
+
+/** The packages GitOps write-back needs in the image. */
+const GIT_TOOLS = ["git", "openssh-client", "ca-certificates"];
+
+/** Package names of the `apt-get install` in a RUN (options and the rest of the && chain left out). */
+function aptPackages(args: string): string[] {
+  const command = /\bapt-get\s+install\b([^&;|]*)/.exec(args)?.[1] ?? "";
+  return command.split(/\s+/).filter((w) => w !== "" && !w.startsWith("-"));
+}
+
+/** The value the last `ENV name=value` (or `ENV name value`) of a stage gives `name`. */
+function envValue(stage: Stage, name: string): string | undefined {
+  let value: string | undefined;
+  for (const instruction of stage.instructions.filter((i) => i.keyword === "ENV")) {
+    const text = instruction.args.trim();
+    const legacy = new RegExp(`^${name}\\s+(\\S.*)$`).exec(text);
+    if (legacy && !text.includes("=")) value = unquote(legacy[1]!.trim());
+    for (const m of text.matchAll(/([A-Za-z_][A-Za-z0-9_]*)=("[^"]*"|'[^']*'|\S*)/g)) {
+      if (m[1] === name) value = unquote(m[2] ?? "");
+    }
+  }
+  return value;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -376,6 +433,26 @@ describe("Dockerfile", () => {
     expect(ignore).toContain("**/*.pem");
   });
 
+  it("has git, an ssh client and CA certificates for GitOps, and a writable HOME for the runtime user", async () => {
+    const final = await finalStage();
+    const apt = only(final, "RUN").find((i) => /\bapt-get\s+install\b/.test(i.args));
+    expect(apt, "an apt-get install in the final stage").toBeDefined();
+    expect(aptPackages(apt!.args)).toEqual(expect.arrayContaining(GIT_TOOLS));
+    expect(apt!.args).toMatch(/apt-get update/);
+    expect(apt!.args).toMatch(/rm -rf \/var\/lib\/apt\/lists/);
+    // HOME: explicit, the runtime user's passwd home too, and the data volume (writable even with
+    // a read-only root file system), owned by that user and prepared before the VOLUME.
+    const home = envValue(final, "HOME");
+    expect(home).toBe("/var/lib/ferry");
+    const useradd = only(final, "RUN").find((i) => /\buseradd\b/.test(i.args));
+    expect(useradd?.args).toMatch(new RegExp(`--home-dir ${home}\\b`));
+    expect(execForm(only(final, "VOLUME").at(-1)?.args ?? "")).toContain(home);
+    // Set after the build's root npm ran: otherwise its cache would land in HOME, inside the image.
+    const homeAt = final.instructions.findIndex((i) => i.keyword === "ENV" && /\bHOME\b/.test(i.args));
+    const lastNpm = final.instructions.findLastIndex((i) => i.keyword === "RUN" && /\bnpm\b/.test(i.args));
+    expect(homeAt).toBeGreaterThan(lastNpm);
+  });
+
   describe("HEALTHCHECK command", () => {
     let server: Server | undefined;
     afterEach(async () => {
@@ -437,6 +514,10 @@ describe("Dockerfile", () => {
 });
 
 describe("Dockerfile rules catch bad Dockerfiles", () => {
+  const GIT_TOOLS_RUN =
+    "RUN apt-get update && apt-get install -y --no-install-recommends git openssh-client ca-certificates \\\n" +
+    " && rm -rf /var/lib/apt/lists/*\n";
+
   const bad = `FROM node:latest AS build
 WORKDIR /src
 COPY . .
@@ -468,6 +549,7 @@ CMD ["node", "dist/cli/main.js"]
         "npm-ci-omit-dev-missing",
         "npm-install-in-final",
         "copy-context-root",
+        "git-tools-missing",
       ]),
     );
     // node:latest (line 1), node:20-slim (line 6) and ubuntu (line 9, no tag) are all flagged.
@@ -478,7 +560,7 @@ CMD ["node", "dist/cli/main.js"]
   });
 
   it("reports a missing USER and HEALTHCHECK, UID 0, and HEALTHCHECK NONE", () => {
-    const noUser = 'FROM node:24.21.0-bookworm-slim\nRUN npm ci --omit=dev\nCMD ["node"]\n';
+    const noUser = `FROM node:24.21.0-bookworm-slim\nRUN npm ci --omit=dev\n${GIT_TOOLS_RUN}CMD ["node"]\n`;
     expect(lintDockerfile(noUser).map((p) => p.rule)).toEqual([
       "user-not-numeric-nonroot",
       "healthcheck-missing",
@@ -503,10 +585,25 @@ RUN npm ci \\
 # comment
       --omit=dev
 COPY --from=build /src/dist ./dist
+${GIT_TOOLS_RUN}RUN mkdir /home/app && chown 10001:10001 /home/app
+ENV NODE_ENV=production HOME=/home/app
 USER 10001:10001
 HEALTHCHECK --interval=30s CMD node -e "process.exit(0)"
 `;
     expect(lintDockerfile(good)).toEqual([]);
+    // Each GitOps rule on its own: a package missing, recommends pulled in, a HOME nobody owns.
+    expect(lintDockerfile(good.replace(" openssh-client", "")).map((p) => p.rule)).toEqual([
+      "git-tools-missing",
+    ]);
+    expect(lintDockerfile(good.replace("--no-install-recommends ", "")).map((p) => p.rule)).toEqual([
+      "git-tools-missing",
+    ]);
+    expect(lintDockerfile(good.replace("chown 10001:10001", "chown 0:0")).map((p) => p.rule)).toEqual([
+      "home-not-writable",
+    ]);
+    expect(lintDockerfile(good.replace(" HOME=/home/app", "")).map((p) => p.rule)).toEqual([
+      "home-not-writable",
+    ]);
     expect(parseDockerfile(good).stages.map((s) => s.image)).toEqual(["node:24.1.0-bookworm-slim", "build"]);
   });
 

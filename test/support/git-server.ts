@@ -12,6 +12,20 @@ export interface GitServerOptions {
   /** When both are set, every request needs this Basic auth (401 otherwise). */
   username?: string;
   password?: string;
+  /**
+   * Awaited before each request reaches `git http-backend`, after auth: a test stalls a push
+   * here (hold the promise) to watch the client while it waits, or counts requests.
+   */
+  beforeBackend?: (request: GitRequest) => Promise<void> | void;
+}
+
+/** A request {@link GitServerOptions.beforeBackend} sees. */
+export interface GitRequest {
+  method: string;
+  /** Path without the query, e.g. `/app.git/git-receive-pack`. */
+  path: string;
+  /** `git-upload-pack` (fetch) or `git-receive-pack` (push), from the path or `?service=`. */
+  service: string | undefined;
 }
 
 /** One commit, as {@link TestGitServer.log} lists it (newest first). */
@@ -112,7 +126,7 @@ export async function startGitServer(opts: GitServerOptions = {}): Promise<TestG
   await mkdir(home);
   const authOn = opts.username !== undefined && opts.password !== undefined;
 
-  function handle(req: IncomingMessage, res: ServerResponse): void {
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let user: string | undefined;
     if (authOn) {
       const header = req.headers.authorization ?? "";
@@ -136,6 +150,17 @@ export async function startGitServer(opts: GitServerOptions = {}): Promise<TestG
       user = opts.username;
     }
     const url = new URL(req.url ?? "/", "http://git.invalid");
+    if (opts.beforeBackend) {
+      const service =
+        /\/(git-upload-pack|git-receive-pack)$/.exec(url.pathname)?.[1] ?? url.searchParams.get("service");
+      req.pause();
+      await opts.beforeBackend({
+        method: req.method ?? "GET",
+        path: url.pathname,
+        service: service ?? undefined,
+      });
+      if (res.destroyed) return;
+    }
     const env: NodeJS.ProcessEnv = {
       PATH: process.env.PATH,
       HOME: home,
@@ -206,7 +231,12 @@ export async function startGitServer(opts: GitServerOptions = {}): Promise<TestG
     });
   }
 
-  const server = createServer(handle);
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
+      res.end(`test git server: ${String(err)}\n`);
+    });
+  });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(0, LOOPBACK, () => resolve());
@@ -229,6 +259,9 @@ export async function startGitServer(opts: GitServerOptions = {}): Promise<TestG
       const dir = gitDir(name);
       await gitOk(["init", "--quiet", "--bare", "--initial-branch=main", dir]);
       await gitOk(["--git-dir", dir, "config", "http.receivepack", "true"]);
+      // Partial clones (--filter=blob:none) and the lazy blob fetches they make, as forges allow.
+      await gitOk(["--git-dir", dir, "config", "uploadpack.allowFilter", "true"]);
+      await gitOk(["--git-dir", dir, "config", "uploadpack.allowAnySHA1InWant", "true"]);
       // Populate through a scratch work tree: the bare repo gets the commit on main directly.
       const work = await makeTempDir("git-work");
       try {
