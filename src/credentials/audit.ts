@@ -1,4 +1,5 @@
 import type { Kysely } from "kysely";
+import type { AuditSink } from "../audit/log.ts";
 import { newRecordId as recordId } from "../common/ids.ts";
 import { CompiledInsert } from "../store/compiled-insert.ts";
 import type { Database, TokenExchangesTable } from "../store/schema.ts";
@@ -48,12 +49,16 @@ const COLUMNS = [
 
 /**
  * Records exchanges in the `token_exchanges` table (both engines); the records of one event-loop
- * turn are written as one multi-row insert (see {@link WriteBatcher}).
+ * turn are written as one multi-row insert (see {@link WriteBatcher}). With an audit log, each is
+ * also a `token_exchange` entry of it that links the row by id (`data.exchangeId`); `record`
+ * resolves once both are written, so a granted credential is never handed out unrecorded.
  */
 export class StoreExchangeRecorder implements ExchangeRecorder {
   readonly #batcher: WriteBatcher<ExchangeRow, undefined>;
+  readonly #audit: AuditSink | undefined;
 
-  constructor(db: Kysely<Database>) {
+  constructor(db: Kysely<Database>, audit?: AuditSink) {
+    this.#audit = audit;
     const insert = new CompiledInsert(db, COLUMNS, (rows: readonly ExchangeRow[]) =>
       db.insertInto("token_exchanges").values([...rows]),
     );
@@ -64,8 +69,9 @@ export class StoreExchangeRecorder implements ExchangeRecorder {
   }
 
   async record(entry: ExchangeRecord): Promise<void> {
-    await this.#batcher.submit({
-      id: recordId(),
+    const id = recordId();
+    const row = this.#batcher.submit({
+      id,
       at: entry.at,
       request_id: entry.requestId.slice(0, 128),
       issuer: cut(entry.issuer, 512),
@@ -77,6 +83,31 @@ export class StoreExchangeRecorder implements ExchangeRecorder {
       issued_id: cut(entry.issuedId, 128),
       expires_at: entry.expiresAt ?? null,
     });
+    if (this.#audit === undefined) {
+      await row;
+      return;
+    }
+    const audited = this.#audit.append({
+      type: "token_exchange",
+      actor:
+        entry.issuer !== undefined && entry.subject !== undefined
+          ? { issuer: entry.issuer, subject: entry.subject }
+          : "anonymous",
+      subject: entry.credential ?? "",
+      outcome: entry.decision,
+      reason: entry.decision === "granted" ? undefined : entry.reason,
+      data: {
+        exchangeId: id,
+        requestId: entry.requestId,
+        tokenSha256: entry.tokenSha256,
+        issuedId: entry.issuedId,
+        expiresAt: entry.expiresAt,
+      },
+    });
+    // Both settle before either failure is reported, so no write is left unobserved.
+    const [r, a] = await Promise.allSettled([row, audited]);
+    if (r.status === "rejected") throw r.reason;
+    if (a.status === "rejected") throw a.reason;
   }
 }
 

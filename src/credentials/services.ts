@@ -1,13 +1,16 @@
 import { readFileSync } from "node:fs";
 import type { STSClientConfig } from "@aws-sdk/client-sts";
 import { Counter, type Registry } from "prom-client";
+import type { AuditSink } from "../audit/log.ts";
 import { type Clock, systemClock } from "../common/clock.ts";
 import type { Logger } from "../common/logger.ts";
 import { type Rate, RateLimiter } from "../common/rate-limit.ts";
+import { StartupError } from "../common/startup-error.ts";
 import type { FerryConfig } from "../config/schema.ts";
+import { loadDevIssuerKey } from "../dev/issuer-key.ts";
 import type { JsonFetcher } from "../identity/http-fetch.ts";
 import { registeredIssuers } from "../identity/issuers.ts";
-import type { JwksTiming } from "../identity/jwks.ts";
+import type { JwksTiming, KeySource } from "../identity/jwks.ts";
 import type { PolicyWarning } from "../identity/policy-lint.ts";
 import { FERRY_ISSUER_NAME } from "../identity/principal.ts";
 import { type ReplayGuard, StoreReplayGuard } from "../identity/replay.ts";
@@ -25,12 +28,16 @@ import { createFerryKeySet, FERRY_TOKEN_ALG, type FerryKeySet } from "./keyset.t
 export interface IdentityServiceDeps {
   config: Pick<FerryConfig, "issuers" | "environments" | "credentials" | "apps"> & {
     keys: Pick<FerryConfig["keys"], "previous">;
+    /** `dev`: dev issuers (`issuers[].devKey`) are refused without it. */
+    dev?: boolean;
   };
   /** `server.publicUrl`: Ferry's issuer URL and the audience of Ferry-minted tokens for its own API. */
   publicUrl: string;
   store: Store;
   signingKey: SigningKey;
   logger: Logger;
+  /** Where each token exchange is also appended (a `token_exchange` entry); none when absent. */
+  audit?: AuditSink;
   /** Registry for `ferry_token_exchanges_total`. */
   metrics?: Registry;
   /** Ferry's AWS identity for AssumeRole; default: the SDK's default credential chain. */
@@ -75,6 +82,7 @@ export async function createIdentityServices(deps: IdentityServiceDeps): Promise
     clock,
     timing: deps.jwksTiming,
     logger: deps.logger,
+    devKeys: await devIssuerKeys(config, deps.logger),
   });
   const ferryIssuer = {
     name: FERRY_ISSUER_NAME,
@@ -107,7 +115,7 @@ export async function createIdentityServices(deps: IdentityServiceDeps): Promise
   const exchange = createTokenExchangeService({
     verifier: exchangeVerifier,
     replay,
-    recorder: new StoreExchangeRecorder(deps.store.db),
+    recorder: new StoreExchangeRecorder(deps.store.db, deps.audit),
     limiter: new RateLimiter({ clock }),
     rates,
     credentials: new Map(config.credentials.map((c) => [c.name, c])),
@@ -121,4 +129,29 @@ export async function createIdentityServices(deps: IdentityServiceDeps): Promise
     onOutcome: (credential, decision, reason) => outcomes?.inc({ credential, decision, reason }),
   });
   return { keys, policies, warnings: policies.warnings, exchangeVerifier, apiVerifier, replay, exchange };
+}
+
+/**
+ * The keys of the dev issuers (`issuers[].devKey`), generated on first start. Refused outside dev
+ * mode even if the schema let one through: whoever reads the file mints accepted tokens. Each start
+ * says so at warn.
+ */
+async function devIssuerKeys(
+  config: IdentityServiceDeps["config"],
+  logger: Logger,
+): Promise<Map<string, KeySource>> {
+  const keys = new Map<string, KeySource>();
+  for (const [i, issuer] of config.issuers.entries()) {
+    if (issuer.devKey === undefined) continue;
+    const path = `issuers[${i}].devKey`;
+    if (config.dev !== true)
+      throw new StartupError([{ path, message: "a dev issuer is accepted only with `dev: true`" }]);
+    const { key, generated } = loadDevIssuerKey(issuer.devKey, path);
+    keys.set(issuer.name, await createFerryKeySet(key));
+    logger.warn(
+      { issuer: issuer.name, iss: issuer.url, keyId: key.id, file: issuer.devKey, generated },
+      "dev mode: accepting tokens of a dev issuer (`ferry dev token` mints them); never expose this server",
+    );
+  }
+  return keys;
 }

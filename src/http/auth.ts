@@ -120,14 +120,17 @@ export function createTokenUse(replay: ReplayGuard): TokenUse {
 }
 
 /**
- * Guards `/v1/*` except `/v1/token` (which authenticates by its own subject token). Give it to the
- * app as `apiGuard` (see `AppDeps`): it runs before the body parsers, so an unauthenticated caller
- * learns nothing about how Ferry reads bodies.
+ * Guards `/v1/*` except `/v1/token` (which authenticates by its own subject token) and `GET
+ * /v1/audit/checkpoint` (public: it reveals only the chain's size and head, and witnesses hold no
+ * token). Give it to the app as `apiGuard` (see `AppDeps`): it runs before the body parsers, so an
+ * unauthenticated caller learns nothing about how Ferry reads bodies.
  */
 export function createApiAuthGuard(authenticate: RequestHandler): Router {
   const router = Router();
   router.use("/v1", (req, res, next) => {
-    if (req.path === "/token") {
+    const publicCheckpoint =
+      req.path === "/audit/checkpoint" && (req.method === "GET" || req.method === "HEAD");
+    if (req.path === "/token" || publicCheckpoint) {
       next();
       return;
     }

@@ -1,5 +1,7 @@
 import { Router } from "express";
 import { z } from "zod";
+import { actorOf } from "../audit/actor.ts";
+import type { AuditSink } from "../audit/log.ts";
 import { FerryError } from "../common/errors.ts";
 import type { Rate, RateLimiter } from "../common/rate-limit.ts";
 import { parseDigestReference } from "../registry/reference.ts";
@@ -21,6 +23,8 @@ export interface VerificationRouteDeps {
   limiter: RateLimiter;
   rate: Rate;
   tokenUse: TokenUse;
+  /** Where each verification asked here is appended (a `verification` entry, refusals included). */
+  audit?: AuditSink;
 }
 
 /**
@@ -60,9 +64,32 @@ export function createVerificationRouter(deps: VerificationRouteDeps): Router {
         },
         "verification refused",
       );
+      await deps.audit?.append({
+        type: "verification",
+        actor: actorOf(principal),
+        subject: ref.digest,
+        outcome: "refused",
+        reason: decision.reason,
+        data: { repository: `${ref.registry}/${ref.repository}`, environment },
+      });
       throw new FerryError("forbidden", decision.message, { extra: { reason: decision.reason } });
     }
-    res.json(await deps.service.verify(image, environment));
+    const report = await deps.service.verify(image, environment);
+    // The answer waits for its entry: a decision Ferry could not record is not given (fail closed).
+    await deps.audit?.append({
+      type: "verification",
+      actor: actorOf(principal),
+      subject: report.digest,
+      outcome: report.allowed ? "allowed" : "denied",
+      reason: report.allowed ? undefined : (report.checks.find((c) => !c.passed)?.reason ?? "no_checks"),
+      data: {
+        repository: `${ref.registry}/${ref.repository}`,
+        environment,
+        cached: report.cached,
+        checks: report.checks.map((c) => ({ name: c.name, passed: c.passed, reason: c.reason })),
+      },
+    });
+    res.json(report);
   });
   return router;
 }
