@@ -21,6 +21,7 @@ interface PromoteOpts extends ServerOptions {
   to: string;
   rollback?: boolean;
   reason?: string;
+  breakGlass?: string;
   idempotencyKey?: string;
   wait?: string | true;
   json?: boolean;
@@ -47,6 +48,10 @@ export function registerPromote(program: Command, io: CliIo): void {
       .option("--rollback", "promote a digest that was current in the target before (needs --reason)")
       .option("--reason <text>", "why (required with --rollback; recorded in the history)")
       .option(
+        "--break-glass <justification>",
+        "skip order, soak, freeze and approvals (never verification), saying why; logged, and reviewed afterwards",
+      )
+      .option(
         "--idempotency-key <key>",
         "the same key and request give the same promotion, even when retried",
       )
@@ -66,6 +71,9 @@ async function promote(opts: PromoteOpts, io: CliIo): Promise<void> {
   }
   if (opts.rollback && (opts.reason === undefined || opts.reason.trim() === "")) {
     throw new CliError("--rollback needs --reason TEXT");
+  }
+  if (opts.breakGlass !== undefined && opts.breakGlass.trim() === "") {
+    throw new CliError('--break-glass needs a justification: --break-glass "why"');
   }
   // Checked here: a header value fetch refuses would otherwise surface as "cannot reach".
   if (opts.idempotencyKey !== undefined && !/^[\x20-\x7e]{1,200}$/.test(opts.idempotencyKey)) {
@@ -87,6 +95,7 @@ async function promote(opts: PromoteOpts, io: CliIo): Promise<void> {
       to: opts.to,
       ...(opts.rollback ? { rollback: true } : {}),
       ...(opts.reason === undefined ? {} : { reason: opts.reason }),
+      ...(opts.breakGlass === undefined ? {} : { breakGlass: { justification: opts.breakGlass } }),
     },
     ...(opts.idempotencyKey === undefined ? {} : { headers: { "idempotency-key": opts.idempotencyKey } }),
   });

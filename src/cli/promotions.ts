@@ -16,6 +16,8 @@ interface ListOpts extends ServerOptions {
   state?: string;
   limit?: string;
   cursor?: string;
+  breakGlass?: boolean;
+  unreviewed?: boolean;
   json?: boolean;
 }
 
@@ -37,6 +39,8 @@ export function registerPromotions(program: Command, io: CliIo): void {
       .option("--state <state>", "only promotions in this state")
       .option("--limit <n>", "at most this many")
       .option("--cursor <cursor>", "the page after the one that printed this cursor")
+      .option("--break-glass", "only break-glass promotions")
+      .option("--unreviewed", "only break-glass promotions not reviewed yet")
       .option("--json", "print the answer as JSON"),
   ).action(async (opts: ListOpts) => {
     if (opts.limit !== undefined && !/^[1-9]\d{0,5}$/.test(opts.limit)) {
@@ -50,6 +54,8 @@ export function registerPromotions(program: Command, io: CliIo): void {
         state: opts.state,
         limit: opts.limit,
         cursor: opts.cursor,
+        breakGlass: opts.breakGlass || opts.unreviewed ? "true" : undefined,
+        reviewed: opts.unreviewed ? "false" : undefined,
       },
     });
     if (opts.json) {

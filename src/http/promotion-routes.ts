@@ -2,6 +2,10 @@ import { type Request, type Response, Router } from "express";
 import { z } from "zod";
 import { FerryError } from "../common/errors.ts";
 import { parseDuration } from "../config/duration.ts";
+import { JUSTIFICATION_MAX } from "../promotion/approvals/break-glass.ts";
+import { REVIEW_COMMENT_MAX, type Review } from "../promotion/approvals/reviews.ts";
+import type { VoteStanding } from "../promotion/approvals/tally.ts";
+import type { PromotionRecord } from "../promotion/record.ts";
 import { promotionResource } from "../promotion/resource.ts";
 import type { PromotionService } from "../promotion/service.ts";
 import { PROMOTION_STATES, type PromotionState } from "../promotion/states.ts";
@@ -13,7 +17,10 @@ const bodySchema = z.strictObject({
   to: z.string().min(1).max(128),
   rollback: z.boolean().optional(),
   reason: z.string().max(1024).optional(),
+  breakGlass: z.strictObject({ justification: z.string().max(JUSTIFICATION_MAX) }).optional(),
 });
+
+const reviewSchema = z.strictObject({ comment: z.string().max(REVIEW_COMMENT_MAX) });
 
 /** 1-200 printable ASCII characters. */
 const IDEMPOTENCY_KEY = /^[\x20-\x7e]{1,200}$/;
@@ -33,18 +40,44 @@ function single(req: Request, name: string): string | undefined {
   return value;
 }
 
-function send(res: Response, status: number, promotion: Parameters<typeof promotionResource>[0]): void {
+/** A boolean query parameter: `true` or `false`, else 400. */
+function flag(req: Request, name: string): boolean | undefined {
+  const value = single(req, name);
+  if (value === undefined) return undefined;
+  if (value !== "true" && value !== "false")
+    throw invalid(`\`${name}\` must be true or false`, "invalid_query");
+  return value === "true";
+}
+
+function reviewResource(r: Review): Record<string, unknown> {
+  return { ...r, at: new Date(r.at).toISOString() };
+}
+
+/** The votes shown on a promotion (src/approvals/service.ts `view`); absent: none shown. */
+export type ApprovalsView = (p: PromotionRecord) => Promise<readonly VoteStanding[] | undefined>;
+
+async function send(
+  res: Response,
+  status: number,
+  promotion: PromotionRecord,
+  approvals: ApprovalsView | undefined,
+): Promise<void> {
+  const votes = await approvals?.(promotion);
   res.setHeader("ETag", `"${promotion.version}"`);
-  res.status(status).json(promotionResource(promotion));
+  res.status(status).json(promotionResource(promotion, votes));
 }
 
 /**
- * The promotion API: `POST /v1/promotions` and `POST /v1/promotions/{id}/cancel` change state and
- * consume the caller's token; reads (`GET /v1/promotions…`, `GET /v1/apps…`, long-polls included)
+ * The promotion API: `POST /v1/promotions`, `POST /v1/promotions/{id}/cancel` and
+ * `POST /v1/promotions/{id}/reviews` change state and consume the caller's token; reads (`GET /v1/promotions…`, `GET /v1/apps…`, long-polls included)
  * reuse it, and answer only what the caller may read (the service decides, docs/promotion.md "Who
  * may read"). Every route is a few lines: parse, call the service, shape the answer.
  */
-export function createPromotionRouter(service: PromotionService, tokenUse: TokenUse): Router {
+export function createPromotionRouter(
+  service: PromotionService,
+  tokenUse: TokenUse,
+  approvals?: ApprovalsView,
+): Router {
   const router = Router();
 
   router.post("/v1/promotions", tokenUse.consume, async (req, res) => {
@@ -52,7 +85,7 @@ export function createPromotionRouter(service: PromotionService, tokenUse: Token
     if (!parsed.success)
       throw new FerryError(
         "validation_failed",
-        "expected a JSON body {app, digest, to, rollback?, reason?}",
+        "expected a JSON body {app, digest, to, rollback?, reason?, breakGlass?: {justification}}",
         {
           extra: {
             problems: parsed.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })),
@@ -64,7 +97,7 @@ export function createPromotionRouter(service: PromotionService, tokenUse: Token
       throw invalid("Idempotency-Key must be 1-200 printable ASCII characters", "invalid_idempotency_key");
     const { promotion, created } = await service.request(principalOf(res), parsed.data, key);
     if (created) res.setHeader("Location", `/v1/promotions/${promotion.id}`);
-    send(res, created ? 201 : 200, promotion);
+    await send(res, created ? 201 : 200, promotion, approvals);
   });
 
   router.get("/v1/promotions", tokenUse.reuse, async (req, res) => {
@@ -79,15 +112,21 @@ export function createPromotionRouter(service: PromotionService, tokenUse: Token
     const app = single(req, "app");
     const environment = single(req, "environment");
     const cursor = single(req, "cursor");
+    const breakGlass = flag(req, "breakGlass");
+    const reviewed = flag(req, "reviewed");
+    if (reviewed !== undefined && breakGlass === false)
+      throw invalid("`reviewed` applies to break-glass promotions only", "invalid_query");
     const page = await service.list(principal, {
       limit,
       ...(app === undefined ? {} : { app }),
       ...(environment === undefined ? {} : { environment }),
       ...(state === undefined ? {} : { state: state as PromotionState }),
       ...(cursor === undefined ? {} : { cursor }),
+      ...(breakGlass === undefined ? {} : { breakGlass }),
+      ...(reviewed === undefined ? {} : { reviewed }),
     });
     res.json({
-      items: page.items.map(promotionResource),
+      items: page.items.map((p) => promotionResource(p)),
       ...(page.next === undefined ? {} : { next: page.next }),
     });
   });
@@ -97,7 +136,7 @@ export function createPromotionRouter(service: PromotionService, tokenUse: Token
     const id = String(req.params.id);
     const waitText = single(req, "wait");
     if (waitText === undefined) {
-      send(res, 200, await service.get(principal, id));
+      await send(res, 200, await service.get(principal, id), approvals);
       return;
     }
     const waitMs = parseDuration(waitText);
@@ -113,11 +152,27 @@ export function createPromotionRouter(service: PromotionService, tokenUse: Token
       Math.min(waitMs, MAX_WAIT_MS),
       gone.signal,
     );
-    send(res, 200, promotion);
+    await send(res, 200, promotion, approvals);
   });
 
   router.post("/v1/promotions/:id/cancel", tokenUse.consume, async (req, res) => {
-    send(res, 200, await service.cancel(principalOf(res), String(req.params.id)));
+    await send(res, 200, await service.cancel(principalOf(res), String(req.params.id)), approvals);
+  });
+
+  router.post("/v1/promotions/:id/reviews", tokenUse.consume, async (req, res) => {
+    const parsed = reviewSchema.safeParse(req.body ?? {});
+    if (!parsed.success)
+      throw new FerryError("validation_failed", "expected a JSON body {comment}", {
+        extra: {
+          problems: parsed.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })),
+        },
+      });
+    const { review, created } = await service.review(
+      principalOf(res),
+      String(req.params.id),
+      parsed.data.comment,
+    );
+    res.status(created ? 201 : 200).json(reviewResource(review));
   });
 
   router.get("/v1/apps", tokenUse.reuse, async (_req, res) => {

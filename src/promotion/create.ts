@@ -4,6 +4,10 @@ import type { Logger } from "../common/logger.ts";
 import type { FerryConfig } from "../config/schema.ts";
 import type { CompiledPolicy } from "../identity/policy.ts";
 import type { Store } from "../store/store.ts";
+import { compileBreakGlass } from "./approvals/break-glass.ts";
+import { BreakGlassReviews, reviewerEligibility } from "./approvals/reviews.ts";
+import { ApprovalService } from "./approvals/service.ts";
+import { ApprovalStore } from "./approvals/store.ts";
 import { PromotionEngine } from "./engine.ts";
 import { createPromotionMetrics, noPromotionMetrics } from "./metrics.ts";
 import { PromotionNotifier } from "./notifier.ts";
@@ -17,7 +21,9 @@ import { PromotionWorker } from "./worker.ts";
 
 /** What {@link createPromotion} wires the promotion graph from. */
 export interface PromotionWiring {
-  config: Pick<FerryConfig, "apps" | "environments" | "promotion"> & ReadAccessConfig;
+  config: Pick<FerryConfig, "apps" | "environments" | "promotion"> &
+    Partial<Pick<FerryConfig, "issuers">> &
+    ReadAccessConfig;
   /** The apps' compiled `pipelines` (from `compileTrustPolicies`), reused. */
   appPipelines: ReadonlyMap<string, CompiledPolicy>;
   store: Store;
@@ -37,6 +43,8 @@ export interface Promotion {
   worker: PromotionWorker;
   engine: PromotionEngine;
   store: PromotionStore;
+  /** Votes on promotions, the approvers' inbox (src/approvals/). */
+  approvals: ApprovalService;
   /** Stops the worker (in-flight pairs finish their current write and release their leases) and long-polls. */
   close(): Promise<void>;
 }
@@ -47,10 +55,15 @@ export function createPromotion(wiring: PromotionWiring): Promotion {
   const policies = compilePromotionPolicies(config, wiring.appPipelines);
   const promotions = new PromotionStore(store);
   const notifier = new PromotionNotifier();
+  const votes = new ApprovalStore(store);
   const metrics =
     wiring.metrics === undefined
       ? noPromotionMetrics
-      : createPromotionMetrics(wiring.metrics, () => promotions.waitingGates());
+      : createPromotionMetrics(
+          wiring.metrics,
+          () => promotions.waitingGates(),
+          () => promotions.unreviewedBreakGlass(clock.now()),
+        );
   const engine = new PromotionEngine({
     store: promotions,
     policies,
@@ -62,6 +75,7 @@ export function createPromotion(wiring: PromotionWiring): Promotion {
     metrics,
     logger: logger.child({ component: "promotion" }),
     ...(wiring.steps === undefined ? {} : { steps: wiring.steps }),
+    approvals: votes,
   });
   const worker = new PromotionWorker({
     store,
@@ -86,12 +100,33 @@ export function createPromotion(wiring: PromotionWiring): Promotion {
     metrics,
     wake: () => worker.wake(),
     ...(wiring.steps === undefined ? {} : { steps: wiring.steps }),
+    breakGlass: compileBreakGlass(config.environments),
+    reviews: new BreakGlassReviews({
+      store: promotions,
+      database: store,
+      clock,
+      eligibility: reviewerEligibility(policies.approvals),
+      logger: logger.child({ component: "break-glass" }),
+    }),
+    logger: logger.child({ component: "break-glass" }),
+  });
+  const approvals = new ApprovalService({
+    promotions,
+    votes,
+    policies,
+    read: (principal, id) => service.get(principal, id),
+    clock,
+    wake: () => worker.wake(),
+    notify: (id) => notifier.changed(id),
+    finished: (app, environment, state) => metrics.finished(app, environment, state),
+    logger: logger.child({ component: "approvals" }),
   });
   return {
     service,
     worker,
     engine,
     store: promotions,
+    approvals,
     async close() {
       service.close();
       await worker.stop();

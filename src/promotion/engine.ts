@@ -2,6 +2,7 @@ import type { Clock } from "../common/clock.ts";
 import type { Logger } from "../common/logger.ts";
 import { type HeldLease, LeaseLostError } from "../store/leases.ts";
 import type { VerificationReport } from "../verify/report.ts";
+import type { ApprovalVote } from "./approvals/tally.ts";
 import { decideGates, type GateDecision } from "./decide.ts";
 import {
   approvalsGate,
@@ -20,8 +21,7 @@ import type { PromotionRegistry, PromotionVerifier } from "./ports.ts";
 import { gateRecord, type PromotionRecord, type PromotionResult, type StepRecord } from "./record.ts";
 import { classifyStepError, stepBackoff } from "./retry.ts";
 import { isFinal, type PromotionEvent, transition } from "./states.ts";
-import { StepFailure, type StepRunners } from "./step-runner.ts";
-import { planStepsFor } from "./steps.ts";
+import { planStepsFor, StepFailure, type StepRunners } from "./step-runner.ts";
 import type { PromotionChanges, PromotionStore } from "./store.ts";
 
 /** What the engine is built from. */
@@ -40,6 +40,8 @@ export interface EngineDeps {
   /** The optional steps' runners (`gitops`, `evidence`); a step without one is skipped. */
   steps?: StepRunners;
   random?: () => number;
+  /** The votes of a promotion, for the approvals gate (src/approvals/store.ts); none: no votes. */
+  approvals?: { forPromotion(promotionId: string): Promise<readonly ApprovalVote[]> };
 }
 
 /** A verification in the target failed: the promotion fails, and stores the report with it. */
@@ -160,6 +162,8 @@ export class PromotionEngine {
         rollback: p.rollback,
         source: { repository: p.sourceRepository, exists },
         upstream,
+        breakGlass: p.breakGlass !== undefined,
+        approvals: await this.#approvalFacts(p),
       };
       // Verification reads and checks signatures: run it only once every other gate lets the
       // promotion start.
@@ -190,6 +194,14 @@ export class PromotionEngine {
       };
       return { decision: { event: "fail", gates: [failed], failed } };
     }
+  }
+
+  /** The approvals gate's facts: the environment's rules and the promotion's votes, read now. */
+  async #approvalFacts(p: PromotionRecord): Promise<GateFacts["approvals"]> {
+    const rules = this.#deps.policies.approvals.get(p.environment);
+    if (rules === undefined) return undefined;
+    const votes = (await this.#deps.approvals?.forPromotion(p.id)) ?? [];
+    return { rules, app: p.app, votes };
   }
 
   async #apply(
@@ -278,19 +290,23 @@ export class PromotionEngine {
     for (;;) {
       signal.throwIfAborted();
       const before = current.steps[index]!;
-      // Looking again at a waiting step is not a new attempt: only starts after a failure or a crash count.
-      const attempts = before.status === "waiting" ? before.attempts : before.attempts + 1;
-      current = await this.#save(
-        current,
-        {
-          steps: withStep(current.steps, index, {
-            status: "running",
-            attempts,
-            startedAt: before.startedAt ?? clock.now(),
-          }),
-        },
-        lease,
-      );
+      // Looking again at a waiting step is not a new attempt (only starts after a failure or a
+      // crash count), and is not stored as one: a pull request polled every minute would otherwise
+      // write the promotion twice a minute and wake every long-poll on it.
+      const waiting = before.status === "waiting";
+      const attempts = waiting ? before.attempts : before.attempts + 1;
+      if (!waiting)
+        current = await this.#save(
+          current,
+          {
+            steps: withStep(current.steps, index, {
+              status: "running",
+              attempts,
+              startedAt: before.startedAt ?? clock.now(),
+            }),
+          },
+          lease,
+        );
       const started = clock.now();
       try {
         const done = await this.#perform(current, index, lease, signal);
@@ -437,28 +453,31 @@ export class PromotionEngine {
             },
             lease,
           );
-        return this.#save(
-          p,
-          {
-            nextCheckAt: outcome.recheckAt,
-            steps: withStep(p.steps, index, {
-              status: "waiting",
-              reason: outcome.reason,
-              message: outcome.message,
-              ...(outcome.data === undefined ? {} : { data: outcome.data }),
-            }),
-          },
-          lease,
-        );
+        const steps = withStep(p.steps, index, {
+          status: "waiting",
+          reason: outcome.reason,
+          message: outcome.message,
+          ...(outcome.data === undefined ? {} : { data: outcome.data }),
+        });
+        // Still waiting on the same thing: only the next look moves, and nobody needs waking.
+        const same = JSON.stringify(steps) === JSON.stringify(p.steps);
+        return this.#save(p, { nextCheckAt: outcome.recheckAt, ...(same ? {} : { steps }) }, lease, {
+          quiet: same,
+        });
       }
     }
   }
 
   /** A fenced compare-and-swap; throws when the promotion changed under us or the lease is gone. */
-  async #save(p: PromotionRecord, changes: PromotionChanges, lease: HeldLease): Promise<PromotionRecord> {
+  async #save(
+    p: PromotionRecord,
+    changes: PromotionChanges,
+    lease: HeldLease,
+    options: { quiet?: boolean } = {},
+  ): Promise<PromotionRecord> {
     const updated = await this.#deps.store.update(p, changes, this.#deps.clock.now(), lease);
     if (updated === undefined) return this.#changed(p, lease);
-    this.#deps.notify(p.id);
+    if (options.quiet !== true) this.#deps.notify(p.id);
     return updated;
   }
 
@@ -478,7 +497,7 @@ function cheapGates(env: EnvironmentRules, facts: GateFacts) {
     orderGate(env, facts),
     soakGate(env, facts),
     freezeGate(env, facts),
-    approvalsGate(env),
+    approvalsGate(env, facts),
   ];
 }
 

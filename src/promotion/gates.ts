@@ -1,4 +1,6 @@
 import type { CheckReason, VerificationReport } from "../verify/report.ts";
+import type { CompiledApprovalRules } from "./approvals/rules.ts";
+import { type ApprovalVote, describeNeeds, needsOf, tallyApprovals } from "./approvals/tally.ts";
 import type { FreezeCalendar } from "./freeze.ts";
 
 /** The gates, in the order they are evaluated and reported. */
@@ -16,14 +18,17 @@ export const GATE_REASONS = [
   "soaked",
   "not_frozen",
   "verified",
+  "approved",
   // skipped
   "no_upstream",
   "no_soak",
   "rollback",
   "not_configured",
+  "break_glass",
   // waiting
   "soaking",
   "frozen",
+  "awaiting_approvals",
   // failed
   "source_missing",
   "not_promoted_upstream",
@@ -31,6 +36,7 @@ export const GATE_REASONS = [
   "verification_missing",
   "verification_mismatch",
   "no_checks",
+  /** No longer produced (approvals are collected now); kept because codes are never removed. */
   "approvals_unavailable",
 ] as const;
 /** A gate's reason; the verification gate reports the first failing check's own reason. */
@@ -46,6 +52,19 @@ export interface GateResult {
   until?: number;
   /** The verification gate: the name of the first failing check. */
   check?: string;
+  /** The approvals gate while it waits on votes: how many more people, and from which groups. */
+  needs?: ApprovalNeeds;
+}
+
+/**
+ * What a waiting approvals gate still needs: `more` people, the next of them from one of `groups`
+ * (the `requireEach` groups nobody counting is in yet, else any approver group). Structured so an
+ * approver's tooling (the `awaiting_approval` notification, the promotion resource) need not parse
+ * the message.
+ */
+export interface ApprovalNeeds {
+  more: number;
+  groups: string[];
 }
 
 /** What the gates know of the target environment, compiled once from `environments[]`. */
@@ -79,6 +98,10 @@ export interface GateFacts {
   upstream?: UpstreamEntry | undefined;
   /** The verification the caller ran for this digest and environment; undefined when none ran. */
   verification?: VerificationReport | undefined;
+  /** The environment's compiled approval rules and the promotion's votes; undefined when it has no `approvals`. */
+  approvals?: { rules: CompiledApprovalRules; app: string; votes: readonly ApprovalVote[] } | undefined;
+  /** A break-glass promotion: order, soak, freeze and approvals are skipped (source and verification never). */
+  breakGlass: boolean;
 }
 
 const result = (
@@ -88,6 +111,9 @@ const result = (
   message: string,
   extra: Partial<GateResult> = {},
 ): GateResult => ({ gate, status, reason, message, ...extra });
+
+const breakGlassSkip = (gate: GateName) =>
+  result(gate, "skipped", "break_glass", "skipped: a break-glass promotion (reviewed afterwards)");
 
 /** `source`: the digest exists in the repository it is copied from. */
 export function sourceGate(facts: GateFacts): GateResult {
@@ -102,6 +128,7 @@ export function orderGate(env: EnvironmentRules, facts: GateFacts): GateResult {
     return result("order", "skipped", "no_upstream", `${env.name} comes first: no environment before it`);
   if (facts.rollback)
     return result("order", "skipped", "rollback", `a rollback to a digest ${env.name} ran before`);
+  if (facts.breakGlass) return breakGlassSkip("order");
   if (facts.upstream === undefined)
     return result(
       "order",
@@ -120,6 +147,7 @@ export function soakGate(env: EnvironmentRules, facts: GateFacts): GateResult {
     return result("soak", "skipped", "no_soak", `${env.name} has no soak time`);
   if (facts.rollback)
     return result("soak", "skipped", "rollback", `a rollback to a digest ${env.name} ran before`);
+  if (facts.breakGlass) return breakGlassSkip("soak");
   if (facts.upstream === undefined)
     return result(
       "soak",
@@ -137,6 +165,7 @@ export function soakGate(env: EnvironmentRules, facts: GateFacts): GateResult {
 
 /** `freeze`: no freeze window of the environment holds `now`; inside one, wait for the merged run to end. */
 export function freezeGate(env: EnvironmentRules, facts: GateFacts): GateResult {
+  if (facts.breakGlass) return breakGlassSkip("freeze");
   const state = env.freeze.at(facts.now);
   if (!state.frozen) return result("freeze", "passed", "not_frozen", `${env.name} is not frozen`);
   const end = state.until === undefined ? "no end in sight" : `until ${iso(state.until)}`;
@@ -172,18 +201,38 @@ export function verificationGate(env: EnvironmentRules, facts: GateFacts): GateR
 }
 
 /**
- * `approvals`: a slot for the approvals work. Until it lands, an environment that asks for
- * approvals refuses every promotion (fail closed) rather than skipping them.
+ * `approvals`: enough distinct eligible people approved, each approval still counting (bound to
+ * today's policy hash, younger than `expiresAfter`); until then it waits, saying how many more and
+ * from which groups. A reject is not a gate result: the approvals service ends the promotion.
+ * Fails closed: an environment with `approvals` but no votes handed in waits.
  */
-export function approvalsGate(env: EnvironmentRules): GateResult {
-  return env.approvals
+export function approvalsGate(env: EnvironmentRules, facts: GateFacts): GateResult {
+  if (!env.approvals)
+    return result("approvals", "skipped", "not_configured", `${env.name} requires no approvals`);
+  if (facts.breakGlass) return breakGlassSkip("approvals");
+  const given = facts.approvals;
+  if (given === undefined)
+    return result("approvals", "waiting", "awaiting_approvals", `${env.name} requires approvals`);
+  const tally = tallyApprovals(
+    given.rules,
+    { app: given.app, digest: facts.digest, environment: env.name },
+    given.votes,
+    facts.now,
+  );
+  return tally.satisfied
     ? result(
         "approvals",
-        "failed",
-        "approvals_unavailable",
-        `${env.name} requires approvals, which this Ferry cannot collect yet`,
+        "passed",
+        "approved",
+        `approved by ${tally.counting} ${tally.counting === 1 ? "person" : "people"}`,
       )
-    : result("approvals", "skipped", "not_configured", `${env.name} requires no approvals`);
+    : result(
+        "approvals",
+        "waiting",
+        "awaiting_approvals",
+        `${env.name} ${describeNeeds(given.rules, tally)}`,
+        { needs: needsOf(given.rules, tally) },
+      );
 }
 
 /** Every gate, in {@link GATE_NAMES} order. Pure: the same rules and facts give the same results. */
@@ -194,7 +243,7 @@ export function evaluateGates(env: EnvironmentRules, facts: GateFacts): GateResu
     soakGate(env, facts),
     freezeGate(env, facts),
     verificationGate(env, facts),
-    approvalsGate(env),
+    approvalsGate(env, facts),
   ];
 }
 

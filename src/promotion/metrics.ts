@@ -7,18 +7,44 @@ export interface PromotionMetrics {
   finished(app: string, environment: string, outcome: string): void;
   /** A step attempt took `seconds` and ended `ok`, `retry` or `failed`. */
   step(step: string, outcome: "ok" | "retry" | "failed", seconds: number): void;
+  /** A break-glass promotion was asked for. */
+  breakGlass(app: string, environment: string): void;
 }
 
 /**
  * Registers `ferry_promotions_total{app,environment,outcome}`,
  * `ferry_promotion_step_duration_seconds{step,outcome}` and `ferry_promotions_waiting{gate}` (read
- * from the store at scrape time, so every replica reports the same, shared number). Labels come
- * from the config (apps, environments) and fixed lists, never from requests.
+ * from the store at scrape time, so every replica reports the same, shared number),
+ * `ferry_break_glass_total{app,environment}` and `ferry_break_glass_unreviewed{overdue}` (from
+ * `unreviewed` at scrape time, when given). Labels come from the config (apps, environments) and
+ * fixed lists, never from requests.
  */
 export function createPromotionMetrics(
   registry: Registry,
   waitingGates: () => Promise<string[]>,
+  unreviewed?: () => Promise<{ open: number; overdue: number }>,
 ): PromotionMetrics {
+  const breakGlass = new Counter({
+    name: "ferry_break_glass_total",
+    help: "Break-glass promotions asked for, by app and environment",
+    labelNames: ["app", "environment"] as const,
+    registers: [registry],
+  });
+  if (unreviewed !== undefined)
+    new Gauge({
+      name: "ferry_break_glass_unreviewed",
+      help: "Break-glass promotions not reviewed yet; overdue=true: past their breakGlass.reviewWithin",
+      labelNames: ["overdue"] as const,
+      registers: [registry],
+      async collect() {
+        // A scrape while the store is away (shutting down) reports nothing rather than failing.
+        const counts = await unreviewed().catch(() => undefined);
+        this.reset();
+        if (counts === undefined) return;
+        this.set({ overdue: "false" }, counts.open - counts.overdue);
+        this.set({ overdue: "true" }, counts.overdue);
+      },
+    });
   const total = new Counter({
     name: "ferry_promotions_total",
     help: "Promotions that ended, by app, environment and outcome",
@@ -52,8 +78,13 @@ export function createPromotionMetrics(
   return {
     finished: (app, environment, outcome) => total.inc({ app, environment, outcome }),
     step: (step, outcome, seconds) => steps.observe({ step, outcome }, seconds),
+    breakGlass: (app, environment) => breakGlass.inc({ app, environment }),
   };
 }
 
 /** Metrics that go nowhere (tests of the engine alone). */
-export const noPromotionMetrics: PromotionMetrics = { finished: () => undefined, step: () => undefined };
+export const noPromotionMetrics: PromotionMetrics = {
+  finished: () => undefined,
+  step: () => undefined,
+  breakGlass: () => undefined,
+};

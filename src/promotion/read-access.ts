@@ -21,6 +21,7 @@ export const NOTHING: ReadScope = { apps: new Map() };
 /** What {@link compileReadAccess} is built from: a validated config's apps, environments and readers. */
 export type ReadAccessConfig = Pick<FerryConfig, "apps" | "environments"> & {
   verification: Pick<FerryConfig["verification"], "readers">;
+  audit?: Pick<FerryConfig["audit"], "readers">;
 };
 
 /** Who may read which promotions; see {@link compileReadAccess}. */
@@ -37,8 +38,9 @@ export interface PromotionReadAccess {
  *   compiled policies signing and verification use, passed in, not compiled again): all of the app;
  * - a Ferry-minted credential: the promotions into the environment it was minted for, of every app
  *   with a repository there (the credential carries an environment, not an app);
- * - a person in a `verification.readers` group: every app; or in the `promoters.groups` or
- *   `approvals.groups` of one of the app's environments: all of that app (approvers must see what
+ * - a person in a `verification.readers` or `audit.readers` group: every app (an audit reader reads
+ *   every decision in the log already, and a promotion's evidence is read through its promotion); or in the `promoters.groups`,
+ *   `approvals.groups` or `approvals.requireEach` of one of the app's environments: all of that app (approvers must see what
  *   they approve, on-call staff what they would roll back).
  * Everyone else sees nothing. An app's environments are those it has a repository for (`images`).
  */
@@ -46,7 +48,7 @@ export function compileReadAccess(
   config: ReadAccessConfig,
   appPolicies: ReadonlyMap<string, CompiledPolicy>,
 ): PromotionReadAccess {
-  const readers = new Set(config.verification.readers);
+  const readers = new Set([...config.verification.readers, ...(config.audit?.readers ?? [])]);
   const known = new Set(config.environments.map((e) => e.name));
   const apps = config.apps.map((app) => {
     const environments = new Set(Object.keys(app.images).filter((e) => known.has(e)));
@@ -55,6 +57,7 @@ export function compileReadAccess(
       if (!environments.has(env.name)) continue;
       for (const g of env.promoters?.groups ?? []) groups.add(g);
       for (const g of env.approvals?.groups ?? []) groups.add(g);
+      for (const g of env.approvals?.requireEach ?? []) groups.add(g);
     }
     return { name: app.name, environments, groups, pipelines: appPolicies.get(app.name) };
   });

@@ -1,5 +1,5 @@
 import type { VerificationReport } from "../verify/report.ts";
-import type { GateName, GateResult, GateStatus } from "./gates.ts";
+import type { ApprovalNeeds, GateName, GateResult, GateStatus } from "./gates.ts";
 import type { PromotionState } from "./states.ts";
 import type { PromotionStep } from "./steps.ts";
 
@@ -29,6 +29,8 @@ export interface GateRecord {
   reason: string;
   message?: string;
   until?: number;
+  /** The approvals gate while it waits on votes: how many more people, from which groups. */
+  needs?: ApprovalNeeds;
 }
 
 /** Who asked for a promotion: only from the verified token. */
@@ -38,6 +40,12 @@ export interface Requester {
   kind: "pipeline" | "human";
   /** A pipeline's human actor (GitHub `actor`, GitLab `user_login`). */
   actor?: string;
+  /** A pipeline's actor's numeric id (GitHub `actor_id`, GitLab `user_id`), for separation of duties. */
+  actorId?: string;
+  /** A pipeline's platform (`github`, `gitlab`, …): whose accounts `actor` and `actorId` are. */
+  platform?: string;
+  /** A person's CI identities from their issuer's `links` claims, for separation of duties. */
+  links?: Partial<Record<"github" | "gitlab", string[]>>;
   /** The pipeline run that asked. */
   runUrl?: string;
 }
@@ -56,6 +64,10 @@ export interface PromotionVerification {
 export interface PromotionResult {
   reason: string;
   message: string;
+  /** For a rejected promotion: the approver who rejected it. */
+  by?: { issuer: string; subject: string; name?: string };
+  /** For a rejected promotion: the approver's comment. */
+  comment?: string;
 }
 
 /** A promotion as the engine sees it (the store's row, decoded). */
@@ -84,6 +96,32 @@ export interface PromotionRecord {
   steps: StepRecord[];
   result?: PromotionResult;
   verification?: PromotionVerification;
+  /** Set when it was asked for as break-glass: order, soak, freeze and approvals are skipped. */
+  breakGlass?: BreakGlass;
+  /** A break-glass promotion's reviews so far; absent until the first, which closes it. */
+  review?: ReviewSummary;
+}
+
+/** What a break-glass request stored (times in epoch ms). */
+export interface BreakGlass {
+  /** Why, as the requester wrote it (not secret: it is logged). */
+  justification: string;
+  /** When it was asked for. */
+  at: number;
+  /** `at` + the environment's `breakGlass.reviewWithin`: a review after this is late. */
+  reviewBy: number;
+}
+
+/** Who reviewed a break-glass promotion first, and how many reviews it has. */
+export interface ReviewSummary {
+  by: { issuer: string; subject: string; name?: string };
+  /** When the first review was given (epoch ms). */
+  at: number;
+  /** Whether the first review came after `breakGlass.reviewBy`. */
+  late: boolean;
+  comment: string;
+  /** Reviews given (several people may review; the first closes it). */
+  count: number;
 }
 
 /** A gate result as stored: the pure core's result without its internal fields. */
@@ -94,5 +132,6 @@ export function gateRecord(g: GateResult): GateRecord {
     reason: g.reason,
     message: g.message,
     ...(g.until === undefined ? {} : { until: g.until }),
+    ...(g.needs === undefined ? {} : { needs: { more: g.needs.more, groups: [...g.needs.groups] } }),
   };
 }

@@ -1,4 +1,6 @@
 import type { Principal } from "../identity/principal.ts";
+import { linksOf } from "./approvals/links.ts";
+import type { IssuerLinks } from "./approvals/rules.ts";
 import type { Requester } from "./record.ts";
 
 const str = (v: unknown): string | undefined => (typeof v === "string" && v !== "" ? v : undefined);
@@ -16,22 +18,31 @@ function githubServer(issuerUrl: string): string {
  * actor and URL, built only from the verified claims (GitHub: `actor` and
  * `<server>/<repository>/actions/runs/<run_id>`; GitLab: `user_login` and
  * `<issuer>/<project_path>/-/jobs/<job_id>`, or `/-/pipelines/<pipeline_id>` without a job id).
+ * Separation of duties (src/approvals/) compares approvers with what is recorded here, at request
+ * time: a pipeline's platform and actor id (GitHub `actor_id`, GitLab `user_id`), and a person's
+ * link claims (`links`, their human issuer's `issuers[].links`).
  */
-export function requesterOf(principal: Principal): Requester {
+export function requesterOf(principal: Principal, links?: IssuerLinks): Requester {
   const base: Requester = { issuer: principal.issuer.name, subject: principal.subject, kind: principal.kind };
-  if (principal.kind !== "pipeline") return base;
+  if (principal.kind !== "pipeline") {
+    const own = linksOf(principal, links);
+    return Object.keys(own).length === 0 ? base : { ...base, links: own };
+  }
   const c = principal.claims;
   let actor: string | undefined;
+  let actorId: string | undefined;
   let runUrl: string | undefined;
   try {
     if (principal.issuer.platform === "github") {
       actor = str(c.actor);
+      actorId = id(c.actor_id);
       const repository = str(c.repository);
       const run = id(c.run_id);
       if (repository && run)
         runUrl = `${githubServer(principal.issuer.url)}/${repository}/actions/runs/${run}`;
     } else if (principal.issuer.platform === "gitlab") {
       actor = str(c.user_login);
+      actorId = id(c.user_id);
       const project = str(c.project_path);
       const job = id(c.job_id);
       const pipeline = id(c.pipeline_id);
@@ -42,5 +53,11 @@ export function requesterOf(principal: Principal): Requester {
   } catch {
     // An issuer URL that does not parse names no run: leave it out.
   }
-  return { ...base, ...(actor ? { actor } : {}), ...(runUrl ? { runUrl } : {}) };
+  return {
+    ...base,
+    platform: principal.issuer.platform,
+    ...(actor ? { actor } : {}),
+    ...(actorId ? { actorId } : {}),
+    ...(runUrl ? { runUrl } : {}),
+  };
 }

@@ -2,9 +2,12 @@ import { createHash } from "node:crypto";
 import type { Clock } from "../common/clock.ts";
 import { FerryError } from "../common/errors.ts";
 import { newRecordId } from "../common/ids.ts";
+import type { Logger } from "../common/logger.ts";
 import type { FerryConfig } from "../config/schema.ts";
 import type { Principal } from "../identity/principal.ts";
 import { isDigest } from "../registry/digest.ts";
+import { type CompiledBreakGlass, justificationOf, mayBreakGlass } from "./approvals/break-glass.ts";
+import type { BreakGlassReviews, Review } from "./approvals/reviews.ts";
 import type { PromotionMetrics } from "./metrics.ts";
 import type { PromotionNotifier } from "./notifier.ts";
 import type { PromotionPolicies } from "./policies.ts";
@@ -16,7 +19,7 @@ import { requesterOf } from "./requester.ts";
 import { checkRollback, rollbackRefusalError, sourceRepository } from "./rollback.ts";
 import { isFinal, transition } from "./states.ts";
 import type { StepRunners } from "./step-runner.ts";
-import { planStepsFor } from "./steps.ts";
+import { planStepsFor } from "./step-runner.ts";
 import type { CurrentEntry, HistoryEntry, PromotionFilter, PromotionPage, PromotionStore } from "./store.ts";
 
 /** A promotion request, as parsed at the boundary. */
@@ -26,6 +29,8 @@ export interface PromotionRequest {
   to: string;
   rollback?: boolean | undefined;
   reason?: string | undefined;
+  /** Break-glass: skip order, soak, freeze and approvals (docs/approvals.md). */
+  breakGlass?: { justification: string } | undefined;
 }
 
 /** What the service is built from. */
@@ -45,6 +50,12 @@ export interface PromotionServiceDeps {
   steps?: StepRunners;
   /** How often a long-poll re-reads the store for changes made by other replicas, ms. */
   pollEvery?: number;
+  /** Per environment: its compiled `breakGlass` (none: no environment allows break-glass). */
+  breakGlass?: ReadonlyMap<string, CompiledBreakGlass>;
+  /** Reviews of break-glass promotions (none: every review is refused). */
+  reviews?: BreakGlassReviews;
+  /** Where break-glass requests are logged, loudly. */
+  logger?: Logger;
 }
 
 /** An app's environment in `GET /v1/apps`. */
@@ -128,6 +139,8 @@ export class PromotionService {
     const decision = mayPromote(principal, this.#deps.policies.promoterPolicies(app.name, env.name));
     if (!decision.allowed)
       throw new FerryError("forbidden", decision.message, { extra: { reason: decision.reason } });
+    const breakGlass =
+      body.breakGlass === undefined ? undefined : this.#breakGlass(principal, env.name, body);
     const rollback = body.rollback === true;
     const reason = body.reason?.trim() || undefined;
     const store = this.#deps.store;
@@ -144,7 +157,17 @@ export class PromotionService {
         `app ${app.name} has no repository for ${env.after}, which ${env.name} promotes from (apps[].images)`,
       );
 
-    const requestHash = sha256(JSON.stringify([app.name, body.digest, env.name, rollback, reason ?? null]));
+    // A break-glass justification is part of the request (an ordinary request's hash is unchanged).
+    const requestHash = sha256(
+      JSON.stringify([
+        app.name,
+        body.digest,
+        env.name,
+        rollback,
+        reason ?? null,
+        ...(breakGlass === undefined ? [] : [breakGlass.justification]),
+      ]),
+    );
     const key =
       idempotencyKey === undefined
         ? undefined
@@ -161,9 +184,13 @@ export class PromotionService {
         const promotion = await store.get(bound.promotionId);
         if (promotion !== undefined) return { promotion, created: false };
       }
-    } else {
-      const existing = await store.findUnfinished(app.name, env.name, body.digest);
-      if (existing !== undefined) return { promotion: existing, created: false };
+    }
+    // Checked before any key is bound, and again in the insert's transaction.
+    const existing = await store.findUnfinished(app.name, env.name, body.digest);
+    if (existing !== undefined) {
+      const refusal = breakGlassConflict(existing, breakGlass !== undefined);
+      if (refusal !== undefined) throw refusal;
+      if (key === undefined) return { promotion: existing, created: false };
     }
     const controller = new AbortController();
     if (!(await this.#deps.registry.exists(source, body.digest, controller.signal)))
@@ -182,17 +209,81 @@ export class PromotionService {
       version: 1,
       rollback,
       ...(reason === undefined ? {} : { reason }),
-      requestedBy: requesterOf(principal),
+      requestedBy: requesterOf(principal, this.#deps.policies.issuerLinks.get(principal.issuer.name)),
       requestHash,
       createdAt: now,
       updatedAt: now,
       nextCheckAt: now,
       gates: [],
       steps: planStepsFor(this.#deps.steps, app.name, env.name),
+      ...(breakGlass === undefined
+        ? {}
+        : {
+            breakGlass: {
+              justification: breakGlass.justification,
+              at: now,
+              reviewBy: now + breakGlass.reviewWithin,
+            },
+          }),
     };
-    const result = await store.insert(record, key);
+    const result = await store.insert(record, key, (winner) =>
+      breakGlassConflict(winner, breakGlass !== undefined),
+    );
+    if (result.created && record.breakGlass !== undefined) {
+      this.#deps.metrics.breakGlass(app.name, env.name);
+      this.#deps.logger?.warn(
+        {
+          promotion: record.id,
+          app: app.name,
+          environment: env.name,
+          digest: body.digest,
+          requestedBy: { issuer: principal.issuer.name, subject: principal.subject },
+          justification: record.breakGlass.justification,
+          reviewBy: new Date(record.breakGlass.reviewBy).toISOString(),
+        },
+        "break-glass promotion: order, soak, freeze and approvals are skipped; it needs a review",
+      );
+    }
     if (result.created) this.#deps.wake();
     return result;
+  }
+
+  /** The break-glass part of a request: who may, and the justification; throws the refusal. */
+  #breakGlass(principal: Principal, environment: string, body: PromotionRequest) {
+    const rules = this.#deps.breakGlass?.get(environment);
+    const decision = mayBreakGlass(principal, environment, rules);
+    if (!decision.allowed) {
+      this.#deps.logger?.warn(
+        { environment, reason: decision.reason, mismatches: decision.mismatches, subject: principal.subject },
+        "break-glass promotion refused",
+      );
+      throw new FerryError("forbidden", decision.message, { extra: { reason: decision.reason } });
+    }
+    const justification = justificationOf(body.breakGlass?.justification ?? "");
+    if (justification === undefined || rules === undefined)
+      throw refuse(
+        "validation_failed",
+        "break_glass_justification_missing",
+        "breakGlass.justification must say why, in 1-1000 characters",
+      );
+    return { justification, reviewWithin: rules.reviewWithin };
+  }
+
+  /**
+   * Reviews a break-glass promotion `principal` may read (see {@link BreakGlassReviews.review});
+   * `not_found` for one it may not read.
+   */
+  async review(
+    principal: Principal,
+    id: string,
+    comment: string,
+  ): Promise<{ review: Review; created: boolean }> {
+    const promotion = await this.get(principal, id);
+    if (this.#deps.reviews === undefined)
+      throw new FerryError("unavailable", "this Ferry records no reviews");
+    const answer = await this.#deps.reviews.review(principal, promotion, comment);
+    if (answer.created) this.#deps.notifier.changed(id);
+    return answer;
   }
 
   /** What `principal` may read. */
@@ -333,6 +424,21 @@ export class PromotionService {
     const current = currents.find((c) => c.app === app.name && c.environment === env.name);
     return { repository, ...(current ? { current } : {}), history };
   }
+}
+
+/**
+ * A break-glass request never joins an ordinary unfinished promotion of the same digest: that one
+ * would go on waiting for its gates, and upgrading it would skip them for a request someone else
+ * made. The caller cancels it and asks again. (An ordinary request joins a break-glass one: the
+ * digest is already on its way, and the answer shows it is break-glass.)
+ */
+function breakGlassConflict(existing: PromotionRecord, breakGlass: boolean): FerryError | undefined {
+  if (!breakGlass || existing.breakGlass !== undefined) return undefined;
+  return new FerryError(
+    "conflict",
+    `promotion ${existing.id} of this digest is ${existing.state}; cancel it (POST /v1/promotions/${existing.id}/cancel), then ask again with breakGlass`,
+    { extra: { reason: "unfinished_promotion", promotion: existing.id } },
+  );
 }
 
 function sha256(text: string): string {

@@ -1,5 +1,6 @@
 import type { HeldLease } from "../store/leases.ts";
 import type { PromotionRecord, StepRecord } from "./record.ts";
+import { planSteps } from "./steps.ts";
 
 /** What a step runner is given besides the promotion. */
 export interface StepContext {
@@ -44,4 +45,16 @@ export class StepFailure extends Error {
     this.name = "StepFailure";
     this.reason = reason;
   }
+}
+
+/** The planned steps of a promotion of (app, environment): an optional step runs when its runner applies. */
+export function planStepsFor(
+  runners: StepRunners | undefined,
+  app: string,
+  environment: string,
+): StepRecord[] {
+  return planSteps({
+    gitops: runners?.gitops?.configured(app, environment) ?? false,
+    evidence: runners?.evidence?.configured(app, environment) ?? false,
+  }).map((s) => ({ ...s, attempts: 0 }));
 }

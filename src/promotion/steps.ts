@@ -1,6 +1,3 @@
-import type { StepRecord } from "./record.ts";
-import type { StepRunners } from "./step-runner.ts";
-
 /**
  * The steps a running promotion performs, in order. Each is idempotent and resumable after a
  * crash; whether a step's failure is retried or final is the step runner's call, not this list's.
@@ -10,10 +7,14 @@ export const PROMOTION_STEPS = [
   "copy",
   /** Update the GitOps repository (a slot: skipped until `apps[].gitops` is configured). */
   "gitops",
+  /**
+   * Sign and attach the verification summary (skipped where no runner applies). Before `record`:
+   * `record` ends the promotion (`promoted`), and a promotion recorded without its summary would
+   * break "every promotion yields a signed summary"; a summary that cannot be attached fails it first.
+   */
+  "evidence",
   /** Record the digest as current in the target environment. */
   "record",
-  /** Sign and attach the verification summary (a slot: skipped until evidence is configured). */
-  "evidence",
 ] as const;
 export type PromotionStep = (typeof PROMOTION_STEPS)[number];
 
@@ -38,16 +39,4 @@ export function planSteps(options: StepOptions): PlannedStep[] {
         ? "skipped"
         : "pending",
   }));
-}
-
-/** The planned steps of a promotion of (app, environment): an optional step runs when its runner applies. */
-export function planStepsFor(
-  runners: StepRunners | undefined,
-  app: string,
-  environment: string,
-): StepRecord[] {
-  return planSteps({
-    gitops: runners?.gitops?.configured(app, environment) ?? false,
-    evidence: runners?.evidence?.configured(app, environment) ?? false,
-  }).map((s) => ({ ...s, attempts: 0 }));
 }

@@ -14,7 +14,7 @@ type Row = Selectable<PromotionsTable>;
 
 /** The fields a compare-and-swap update may change. */
 export type PromotionChanges = Partial<
-  Pick<PromotionRecord, "state" | "nextCheckAt" | "gates" | "steps" | "result" | "verification">
+  Pick<PromotionRecord, "state" | "nextCheckAt" | "gates" | "steps" | "result" | "verification" | "review">
 >;
 
 /** An entry of an environment's history. */
@@ -50,6 +50,10 @@ export interface PromotionFilter {
   cursor?: string;
   /** Only promotions into these (app, environment) pairs: the caller's {@link ReadScope}. */
   visible?: ReadScope;
+  /** true: only break-glass promotions; false: only ordinary ones. */
+  breakGlass?: boolean;
+  /** Only break-glass promotions, reviewed (true) or not yet (false). */
+  reviewed?: boolean;
 }
 
 const UNFINISHED = UNFINISHED_STATES as PromotionState[];
@@ -96,6 +100,8 @@ function decode(row: Row): PromotionRecord {
     steps: JSON.parse(row.steps),
     ...(row.result === null ? {} : { result: JSON.parse(row.result) }),
     ...(row.verification === null ? {} : { verification: JSON.parse(row.verification) }),
+    ...(row.break_glass === null ? {} : { breakGlass: JSON.parse(row.break_glass) }),
+    ...(row.review === null ? {} : { review: JSON.parse(row.review) }),
   };
 }
 
@@ -107,6 +113,7 @@ function encodeChanges(changes: PromotionChanges): Partial<Row> {
   if (changes.steps !== undefined) out.steps = JSON.stringify(changes.steps);
   if (changes.result !== undefined) out.result = JSON.stringify(changes.result);
   if (changes.verification !== undefined) out.verification = JSON.stringify(changes.verification);
+  if (changes.review !== undefined) out.review = JSON.stringify(changes.review);
   return out;
 }
 
@@ -210,11 +217,13 @@ export class PromotionStore {
    * exists, and binds the idempotency key to whichever one that is, all in one transaction. The
    * insert does nothing on conflict and the winner is re-read, so concurrent identical requests
    * (on any replica) get one promotion. A key already bound to another request's hash is
-   * `idempotency_key_reused`, and nothing is written.
+   * `idempotency_key_reused`, and nothing is written. An existing winner that `refuse` returns an
+   * error for (a break-glass request meeting an ordinary promotion) throws it, binding no key.
    */
   async insert(
     record: PromotionRecord,
     key: { sha256: string } | undefined,
+    refuse?: (winner: PromotionRecord) => Error | undefined,
   ): Promise<{ promotion: PromotionRecord; created: boolean }> {
     const result = await this.#store.transaction(async (tx) => {
       if (key !== undefined) {
@@ -248,6 +257,8 @@ export class PromotionStore {
           steps: JSON.stringify(record.steps),
           result: null,
           verification: null,
+          break_glass: record.breakGlass === undefined ? null : JSON.stringify(record.breakGlass),
+          review: null,
         })
         .onConflict((oc) => oc.doNothing())
         .execute();
@@ -258,6 +269,8 @@ export class PromotionStore {
           "conflict",
           "the promotion changed while it was requested; send the request again",
         );
+      const refusal = winner.id === record.id ? undefined : refuse?.(winner);
+      if (refusal !== undefined) throw refusal;
       if (key !== undefined) {
         await tx
           .insertInto("promotion_idempotency")
@@ -465,6 +478,21 @@ export class PromotionStore {
       .execute();
   }
 
+  /**
+   * Makes every waiting promotion due at `now`: at start, when the config may have changed the rules
+   * their gates wait on (approvals voided or no longer needed, a freeze lifted). Only the schedule
+   * moves (no version bump): the worker's next look decides, and stores, whatever changed.
+   */
+  async wakeWaiting(now: number): Promise<number> {
+    const result = await this.#db
+      .updateTable("promotions")
+      .set({ next_check_at: now })
+      .where("state", "=", "waiting")
+      .where("next_check_at", ">", now)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  }
+
   /** When the earliest unfinished promotion is due, if any. */
   async nextDue(): Promise<number | undefined> {
     const row = await this.#db
@@ -559,6 +587,12 @@ export class PromotionStore {
     if (filter.app !== undefined) query = query.where("app", "=", filter.app);
     if (filter.environment !== undefined) query = query.where("environment", "=", filter.environment);
     if (filter.state !== undefined) query = query.where("state", "=", filter.state);
+    if (filter.breakGlass !== undefined)
+      query = query.where("break_glass", filter.breakGlass ? "is not" : "is", null);
+    if (filter.reviewed !== undefined)
+      query = query
+        .where("break_glass", "is not", null)
+        .where("review", filter.reviewed ? "is not" : "is", null);
     if (filter.visible !== undefined) {
       const pairs = [...filter.visible.apps].filter(([, envs]) => envs.size > 0);
       if (pairs.length === 0) return { items: [] };
@@ -583,6 +617,38 @@ export class PromotionStore {
     const items = rows.slice(0, filter.limit).map(decode);
     const last = items.at(-1);
     return rows.length > filter.limit && last !== undefined ? { items, next: encodeCursor(last) } : { items };
+  }
+
+  /**
+   * {@link update} (not fenced) with `alsoWrite` in the same transaction, after the change: both
+   * commit or neither does (a review row and the promotion's review summary). Listeners are told
+   * once it commits. `alsoWrite` throwing rolls the change back and rethrows.
+   */
+  async updateWith(
+    current: PromotionRecord,
+    changes: PromotionChanges,
+    now: number,
+    alsoWrite: (tx: Kysely<Database>) => Promise<void>,
+  ): Promise<PromotionRecord | undefined> {
+    const updated = await this.#store.transaction(async (tx) => {
+      const after = await this.update(current, changes, now, undefined, tx);
+      if (after !== undefined) await alsoWrite(tx);
+      return after;
+    });
+    if (updated !== undefined) this.#emit(updated, current);
+    return updated;
+  }
+
+  /** Break-glass promotions not reviewed yet, and how many of them are past their `reviewBy` at `now`. */
+  async unreviewedBreakGlass(now: number): Promise<{ open: number; overdue: number }> {
+    const rows = await this.#db
+      .selectFrom("promotions")
+      .select("break_glass")
+      .where("break_glass", "is not", null)
+      .where("review", "is", null)
+      .execute();
+    const overdue = rows.filter((r) => (JSON.parse(r.break_glass!) as { reviewBy: number }).reviewBy < now);
+    return { open: rows.length, overdue: overdue.length };
   }
 
   /** The gates of every waiting promotion (for the waiting-per-gate metric). */

@@ -123,6 +123,11 @@ export class PromotionWorker {
 
   async #run(): Promise<void> {
     const { clock, logger, options } = this.#deps;
+    // This process may run with another config than the one the waiting promotions were last
+    // decided under: look at each again now rather than at its old recheck time (up to maxWait).
+    await this.#deps.promotions
+      .wakeWaiting(clock.now())
+      .catch((err: unknown) => logger.warn({ err }, "promotion worker: waking waiting promotions failed"));
     while (!this.#stopping.signal.aborted) {
       let nextDue: number | undefined;
       try {

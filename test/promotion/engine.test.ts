@@ -166,8 +166,8 @@ describe("the promotion engine", () => {
     expect(p.steps.map((s) => `${s.name}:${s.status}`)).toEqual([
       "copy:done",
       "gitops:skipped",
-      "record:done",
       "evidence:skipped",
+      "record:done",
     ]);
     expect(registry.copies).toBe(0);
     expect(p.gates.find((g) => g.name === "verification")?.status).toBe("passed");
@@ -176,6 +176,7 @@ describe("the promotion engine", () => {
       issuer: "github",
       subject: pipeline.subject,
       kind: "pipeline",
+      platform: "github",
       actor: "octocat",
       runUrl: "https://github.com/acme/web/actions/runs/99",
     });
@@ -357,13 +358,16 @@ describe("the promotion engine", () => {
     expect(p.state).toBe("expired");
   });
 
-  it("fails closed where approvals are configured", async () => {
+  it("waits for approvals where they are configured", async () => {
     registry.put("reg.test/gated/web", D1);
     const id = await promote(D1, "gated");
     await work();
     const p = await get(id);
-    expect(p.state).toBe("failed");
-    expect(p.result?.reason).toBe("approvals_unavailable");
+    expect(p.state).toBe("waiting");
+    expect(p.gates.find((g) => g.name === "approvals")).toMatchObject({
+      status: "waiting",
+      reason: "awaiting_approvals",
+    });
   });
 
   it("fails when the copy did not carry a verifiable signature into the target", async () => {

@@ -41,6 +41,7 @@ function facts(over: Partial<GateFacts> = {}): GateFacts {
     now: T0,
     digest: DIGEST,
     rollback: false,
+    breakGlass: false,
     source: { repository: "127.0.0.1:5000/staging/web", exists: true },
     upstream: { enteredAt: T0 - 2 * H },
     verification: report(),
@@ -150,13 +151,13 @@ describe("gates", () => {
     expect(reason(report([passing], { allowed: false }))).toBe("no_checks");
   });
 
-  it("refuses every promotion into an environment with approvals until approvals exist", () => {
+  it("waits (fails closed) in an environment with approvals until approvals count, rollbacks too", () => {
     const guarded = { ...production, approvals: true };
     const results = evaluateGates(guarded, facts());
-    expect(byGate(results).approvals).toMatchObject({ status: "failed", reason: "approvals_unavailable" });
-    expect(decideGates(results, clock(T0))).toMatchObject({ event: "fail", failed: { gate: "approvals" } });
+    expect(byGate(results).approvals).toMatchObject({ status: "waiting", reason: "awaiting_approvals" });
+    expect(decideGates(results, clock(T0)).event).toBe("wait");
     // A rollback is no way around it either.
-    expect(byGate(evaluateGates(guarded, facts({ rollback: true }))).approvals!.status).toBe("failed");
+    expect(byGate(evaluateGates(guarded, facts({ rollback: true }))).approvals!.status).toBe("waiting");
   });
 });
 

@@ -135,8 +135,8 @@ describe("promotion over HTTP, between two registries", () => {
     expect(p.steps.map((s) => `${s.name}:${s.status}`)).toEqual([
       "copy:done",
       "gitops:skipped",
+      "evidence:done",
       "record:done",
-      "evidence:skipped",
     ]);
     expect(p.verification?.source?.allowed).toBe(true);
     expect(p.verification?.target?.allowed).toBe(true);

@@ -50,16 +50,16 @@ describe("supersession", () => {
 });
 
 describe("steps", () => {
-  it("are copy, gitops, record, evidence, in that order", () => {
-    expect(PROMOTION_STEPS).toEqual(["copy", "gitops", "record", "evidence"]);
+  it("are copy, gitops, evidence, record, in that order: the summary is attached before the promotion ends", () => {
+    expect(PROMOTION_STEPS).toEqual(["copy", "gitops", "evidence", "record"]);
   });
 
   it("skip the gitops and evidence slots until configured", () => {
     expect(planSteps({ gitops: false, evidence: false })).toEqual([
       { name: "copy", status: "pending" },
       { name: "gitops", status: "skipped" },
-      { name: "record", status: "pending" },
       { name: "evidence", status: "skipped" },
+      { name: "record", status: "pending" },
     ]);
     expect(planSteps({ gitops: true, evidence: true }).every((s) => s.status === "pending")).toBe(true);
   });

@@ -163,7 +163,7 @@ describe("optional step runners", () => {
     expect(p.steps[1]?.reason).toBeUndefined();
     // The second run saw the first run's data, and looking again was not a new attempt.
     expect(runner.seen[1]).toMatchObject({
-      step: { status: "running", data: { pullRequest: 7 } },
+      step: { status: "waiting", data: { pullRequest: 7 } },
       attempt: 1,
     });
     expect(events[0]).toBe("new>pending");
