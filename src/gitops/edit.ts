@@ -16,8 +16,8 @@ import { Refusal } from "./edit/refusal.ts";
 import type { EditInput, EditResult, GitopsTarget } from "./edit/types.ts";
 import { pinnedYaml, planYaml } from "./edit/yaml-field.ts";
 
-export type { FieldPathResult, FieldSegment } from "./edit/field-path.ts";
-export { parseFieldPath } from "./edit/field-path.ts";
+export type { FieldPathResult, FieldSegment } from "../common/field-path.ts";
+export { parseFieldPath } from "../common/field-path.ts";
 export type { EditInput, EditResult, GitopsTarget } from "./edit/types.ts";
 
 /**

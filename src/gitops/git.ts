@@ -24,6 +24,7 @@ export class GitWorkspace {
   readonly #dir: string;
   readonly #binary: string;
   readonly #timeoutMs: number;
+  readonly #allowFile: boolean;
   readonly #locks = new KeyedLock();
   /** Copies this process has opened: only at the first open can a lock file left in one be stale. */
   readonly #opened = new Set<string>();
@@ -33,11 +34,12 @@ export class GitWorkspace {
     this.#dir = resolve(options.dir);
     this.#binary = options.gitBinary ?? "git";
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.#allowFile = options.allowFileRemotes ?? false;
   }
 
   /** Runs `fn` with the remote's working copy, holding its in-process lock. */
   async with<T>(remote: GitRemote, fn: (wc: WorkingCopy) => Promise<T>): Promise<T> {
-    const parsed = parseRemote(remote.url, remote.auth);
+    const parsed = parseRemote(remote.url, remote.auth, { allowFile: this.#allowFile });
     return this.#locks.run(parsed.key, async () => {
       await this.#prepare();
       const wc = new GitWorkingCopy({

@@ -8,6 +8,7 @@ import { GitError } from "../../src/gitops/git/error.ts";
 import { checkBranch, repoPath } from "../../src/gitops/git/paths.ts";
 import { parseRemote } from "../../src/gitops/git/remote.ts";
 import { gitDiagnostic, scrubCredentials } from "../../src/gitops/git/scrub.ts";
+import { pushRefusal } from "../../src/gitops/git/working-copy.ts";
 
 const TOKEN = "ghp_0123456789abcdefghijABCDEFGHIJ012345";
 
@@ -269,5 +270,17 @@ describe("classifyGitFailure", () => {
   it("tells a missing branch apart", () => {
     expect(isMissingRemoteRef("fatal: couldn't find remote ref refs/heads/release")).toBe(true);
     expect(isMissingRemoteRef("fatal: Authentication failed")).toBe(false);
+  });
+});
+
+describe("pushRefusal", () => {
+  it.each([
+    ["[rejected] (non-fast-forward)", "rejected"],
+    ["[rejected] (fetch first)", "rejected"],
+    ["[remote rejected] (cannot lock ref 'refs/heads/main': is at 1111111 but expected 2222222)", "rejected"],
+    ["[remote rejected] (pre-receive hook declined)", "refused"],
+    ["[remote rejected] (protected branch hook declined)", "refused"],
+  ])("reads %j as %s", (summary, expected) => {
+    expect(pushRefusal(summary)).toBe(expected);
   });
 });

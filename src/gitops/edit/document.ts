@@ -12,7 +12,7 @@ import {
   type YAMLMap,
   type YAMLSeq,
 } from "yaml";
-import { type FieldSegment, formatFieldPath } from "./field-path.ts";
+import { type FieldSegment, formatFieldPath } from "../../common/field-path.ts";
 import { Refusal } from "./refusal.ts";
 
 /** A parsed file: its documents with their source tokens kept (the edit renders scalars from them). */

@@ -1,4 +1,5 @@
 import { isAlias, isCollection, isScalar, type Scalar } from "yaml";
+import { type FieldSegment, parseFieldPath } from "../../common/field-path.ts";
 import {
   assertNotAliased,
   describeMissing,
@@ -8,7 +9,6 @@ import {
   type Source,
   scalarText,
 } from "./document.ts";
-import { type FieldSegment, parseFieldPath } from "./field-path.ts";
 import { type EditOp, keptType } from "./ops.ts";
 import { Refusal } from "./refusal.ts";
 

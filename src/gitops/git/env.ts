@@ -101,7 +101,8 @@ export function gitEnv(input: GitEnvInput): NodeJS.ProcessEnv {
     LC_ALL: "C",
     GIT_CONFIG_NOSYSTEM: "1",
     GIT_TERMINAL_PROMPT: "0",
-    GIT_ALLOW_PROTOCOL: "http:https:ssh",
+    // The file transport only for a file:// remote, which only dev mode allows (parseRemote).
+    GIT_ALLOW_PROTOCOL: input.remote.transport === "file" ? "file" : "http:https:ssh",
     GIT_LITERAL_PATHSPECS: "1",
     GIT_ASKPASS: input.askpassFile,
     GIT_SSH_COMMAND: sshCommand(

@@ -6,7 +6,7 @@ import type { GitAuth } from "./types.ts";
 export interface ParsedRemote {
   /** The URL as given (it has no credentials: {@link parseRemote} refuses those). */
   url: string;
-  transport: "http" | "ssh";
+  transport: "http" | "ssh" | "file";
   /** `host[:port]` as git shows it in its credential prompts (HTTP remotes). */
   host: string;
   /** The URL for messages: no userinfo at all (not even an SSH login name). */
@@ -27,11 +27,16 @@ function isLoopback(hostname: string): boolean {
 }
 
 /**
- * Checks a remote URL: https (or http on loopback only, for tests), ssh:// or scp-like, no
+ * Checks a remote URL: https (or http on loopback only, for tests), ssh:// or scp-like (or, with
+ * `allowFile` in dev mode, file:///path), no
  * password or token in it, nothing git could read as an option or a local path. Throws a
  * `git_failed` {@link GitError} naming the problem.
  */
-export function parseRemote(url: string, auth?: GitAuth): ParsedRemote {
+export function parseRemote(
+  url: string,
+  auth?: GitAuth,
+  options: { allowFile?: boolean } = {},
+): ParsedRemote {
   // Control characters and spaces have no business in a remote URL, and a leading "-" is an option.
   // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing them is the point
   if (url === "" || /[\s\0-\x1f\x7f]/.test(url) || url.startsWith("-")) {
@@ -53,6 +58,12 @@ export function parseRemote(url: string, auth?: GitAuth): ParsedRemote {
       u = new URL(url);
     } catch {
       refuse("the git remote URL is neither https://…, ssh://… nor user@host:path");
+    }
+    // A local bare repository, for dev mode only (the embedded default's demo): no host, no auth.
+    if (u.protocol === "file:" && options.allowFile) {
+      if (u.host !== "" || u.search !== "" || u.hash !== "" || auth !== undefined)
+        refuse("a file:// remote is file:///absolute/path, with no host, query or auth");
+      return { url, transport: "file", host: "", display: `file://${u.pathname}`, key };
     }
     if (u.protocol !== "https:" && u.protocol !== "http:" && u.protocol !== "ssh:") {
       refuse(`the git remote URL's scheme ${u.protocol} is not supported (https, ssh)`);

@@ -56,4 +56,6 @@ export interface GitWorkspaceOptions {
   gitBinary?: string;
   /** Limit of each git command, after which its whole process group is killed; default 120 s. */
   timeoutMs?: number;
+  /** Accept `file://` remotes (dev mode only: the embedded default's local demo repository). */
+  allowFileRemotes?: boolean;
 }

@@ -180,9 +180,7 @@ export class GitWorkingCopy implements WorkingCopy {
       .map((l) => /^(.)\t([^\t]*)\t(.*)$/.exec(l))
       .find((m) => m?.[2]?.endsWith(`:${ref}`));
     if (status?.[1] === "!") {
-      // "[rejected]" is git's own refusal (non-fast-forward, fetch first); "[remote rejected]" is the
-      // server's (a protected branch, a hook), which no re-apply will get past.
-      if (status[3]?.startsWith("[rejected]")) return "rejected";
+      if (pushRefusal(status[3] ?? "") === "rejected") return "rejected";
       throw new GitError(
         classifyGitFailure(out.stderr),
         `git push to ${branch} of ${this.#ctx.remote.display} refused: ${gitDiagnostic(`${status[3]}\n${out.stderr}`, this.#ctx.secrets)}`,
@@ -409,4 +407,17 @@ export class GitWorkingCopy implements WorkingCopy {
     }
     return current;
   }
+}
+
+/**
+ * What a refused ref of `git push --porcelain` means: `rejected` when re-applying the edit on the
+ * new head can help, `refused` when it cannot. "[rejected]" is git's own refusal (non-fast-forward,
+ * fetch first); "[remote rejected]" is the server's (a protected branch, a hook), which no re-apply
+ * gets past, except when the server lost the race for the ref to another push after advertising
+ * it ("cannot lock ref …: is at X but expected Y"): a non-fast-forward found late.
+ */
+export function pushRefusal(summary: string): "rejected" | "refused" {
+  if (summary.startsWith("[rejected]")) return "rejected";
+  if (/^\[remote rejected\].*(cannot lock ref|but expected)/.test(summary)) return "rejected";
+  return "refused";
 }
