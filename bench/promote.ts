@@ -8,6 +8,9 @@
 //     registry requests are counted through fault proxies and set against the minimum needed.
 // (2) 100 concurrent promotions of distinct apps (small signed images): throughput, p50/p99 from
 //     request to `promoted`, and the peak RSS of the Ferry process.
+// (3) The cost of evidence: small promotions one at a time, alternately into an environment that
+//     signs and attaches a verification summary (the default) and one that does not
+//     (`evidence.summary: false`), request to `promoted`; and the evidence step's own time in (1).
 //
 // Ferry runs as its own process (`ferry serve`), so its RSS is its own; both registries run
 // docker-registry 2.8 with htpasswd on loopback. Timed runs go straight to the registries; requests
@@ -202,6 +205,14 @@ try {
         { name: "production", after: "staging", require: full },
         { name: "qa", require: { signature: { authorities: ["ci"] } } },
         { name: "live", after: "qa", require: { signature: { authorities: ["ci"] } } },
+        // (3): the same promotion with and without its verification summary.
+        { name: "live-evidence", after: "qa", require: { signature: { authorities: ["ci"] } } },
+        {
+          name: "live-plain",
+          after: "qa",
+          require: { signature: { authorities: ["ci"] } },
+          evidence: { summary: false },
+        },
       ],
       apps: [
         {
@@ -216,7 +227,12 @@ try {
         },
         ...Array.from({ length: APPS }, (_, i) => ({
           name: appName(i),
-          images: { qa: `${a.host}/qa/${appName(i)}`, live: `${b.host}/live/${appName(i)}` },
+          images: {
+            qa: `${a.host}/qa/${appName(i)}`,
+            live: `${b.host}/live/${appName(i)}`,
+            "live-evidence": `${b.host}/live-evidence/${appName(i)}`,
+            "live-plain": `${b.host}/live-plain/${appName(i)}`,
+          },
           pipelines,
         })),
       ],
@@ -303,6 +319,7 @@ try {
     return performance.now() - t;
   };
   const ferryTimes: number[] = [];
+  const evidenceTimes: number[] = [];
   const phases: string[] = [];
   const cosignTimes: number[] = [];
   for (let r = 0; r < ROUNDS; r++) {
@@ -311,6 +328,7 @@ try {
     const runFerry = async () => {
       const [p, took] = await promoteAndWait("web", digest, "production");
       ferryTimes.push(took);
+      evidenceTimes.push(stepTime(p, "evidence"));
       phases.push(phasesOf(p, took));
     };
     const runCosignPipeline = async () => {
@@ -372,6 +390,7 @@ try {
     `all rounds (ms): ferry ${ferryTimes.map((x) => x.toFixed(0)).join(", ")}; cosign ${cosignTimes.map((x) => x.toFixed(0)).join(", ")}`,
   );
   for (const [r, line] of phases.entries()) say(`Ferry round ${r + 1}: ${line}`);
+  say(`evidence step (sign + attach the summary in B, both formats): median ${ms(median(evidenceTimes))}`);
   say(
     `counted round, through the proxies: Ferry ${phasesOf(countedPromotion, countedTook)}; cosign ${ms(countedCosign)}`,
   );
@@ -442,6 +461,37 @@ try {
     `  Ferry memory: idle ${idleHeap}; before (2) RSS ${mib(beforeRss)}, ${beforeHeap}; near the peak of (2) ${peakHeap}`,
   );
   say("  (promotion.concurrency 8, the default: one replica works on 8 app/environment pairs at once)");
+
+  // ---- (3) The cost of evidence -------------------------------------------------------------------
+  // Apps already in qa (from (2)), one promotion at a time so that nothing else competes, alternating
+  // which environment goes first.
+  const pairs = apps.slice(0, Math.min(20, apps.length));
+  const withEvidence: number[] = [];
+  const withoutEvidence: number[] = [];
+  const evidenceStep: number[] = [];
+  for (const [n, i] of pairs.entries()) {
+    const withIt = async () => {
+      const [p, took] = await promoteAndWait(appName(i), small[i]!, "live-evidence");
+      withEvidence.push(took);
+      evidenceStep.push(stepTime(p, "evidence"));
+    };
+    const without = async () => {
+      withoutEvidence.push((await promoteAndWait(appName(i), small[i]!, "live-plain"))[1]);
+    };
+    if (n % 2 === 0) {
+      await withIt();
+      await without();
+    } else {
+      await without();
+      await withIt();
+    }
+  }
+  say("");
+  say(`(3) the cost of evidence: ${pairs.length} small promotions qa (A) → B each way, one at a time`);
+  say(
+    `  with a verification summary: median ${ms(median(withEvidence))}; without (evidence.summary: false): median ${ms(median(withoutEvidence))}; added ${ms(median(withEvidence) - median(withoutEvidence))} per promotion`,
+  );
+  say(`  the evidence step itself: median ${ms(median(evidenceStep))}, max ${ms(Math.max(...evidenceStep))}`);
 } finally {
   await ferry?.stop();
   await Promise.all([pa.stop(), pb.stop()]);
@@ -468,6 +518,12 @@ function phasesOf(p: Promotion, took: number): string {
   }
   parts.push(`end → client ${ms(took - (at(p.updatedAt) - created))}`);
   return `${ms(took)} = ${parts.join(", ")}`;
+}
+
+/** How long one step of a finished promotion took, from its timestamps (NaN when it did not run). */
+function stepTime(p: Promotion, name: string): number {
+  const s = p.steps.find((x) => x.name === name);
+  return s?.startedAt && s.finishedAt ? Date.parse(s.finishedAt) - Date.parse(s.startedAt) : Number.NaN;
 }
 
 /** Distinct blobs (configs and layers) of the `.sig` and `.att` manifests of `digest` in `repo`. */

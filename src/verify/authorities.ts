@@ -24,6 +24,8 @@ export interface KeyAuthority {
    * repository of the app whose repository they name (`binding.ts`).
    */
   bindsApp?: true;
+  /** The `verifier.id` its SLSA verification summaries carry (`trust.authorities[].verifierId`). */
+  verifierId?: string;
 }
 
 /** A keyless authority: a certificate identity. */
@@ -42,6 +44,8 @@ export interface KeylessAuthority {
    * Undefined only outside config (a single-root context, e.g. `verify-bundle`): the context's one root.
    */
   root?: string;
+  /** The `verifier.id` its SLSA verification summaries carry (`trust.authorities[].verifierId`). */
+  verifierId?: string;
 }
 
 /** A trusted signer, compiled once from config. */
@@ -51,6 +55,7 @@ export type Authority = KeyAuthority | KeylessAuthority;
 export interface AuthorityConfig {
   name: string;
   key?: string;
+  verifierId?: string;
   keyless?: {
     issuer: string;
     subject?: string;
@@ -131,6 +136,11 @@ function authorityRoot(
   ]);
 }
 
+/** The verifier id, without trailing slashes (a summary's `verifier.id` is compared the same way). */
+function verifier(a: AuthorityConfig): { verifierId?: string } {
+  return a.verifierId === undefined ? {} : { verifierId: a.verifierId.replace(/\/+$/, "") };
+}
+
 /**
  * Compiles `trust.authorities`. `ferryKey` is the public half of `keys.signing`, used for
  * `key: ferry`. Regexes are anchored here, once: an unanchored pattern would let a longer SAN
@@ -151,12 +161,13 @@ export function compileAuthorities(
             { path: `trust.authorities[${i}].key`, message: "key ferry needs keys.signing" },
           ]);
         }
-        out.set(a.name, { kind: "key", name: a.name, key: ferryKey, bindsApp: true });
+        out.set(a.name, { kind: "key", name: a.name, key: ferryKey, bindsApp: true, ...verifier(a) });
       } else {
         out.set(a.name, {
           kind: "key",
           name: a.name,
           key: readPublicKey(a.key, `trust.authorities[${i}].key`),
+          ...verifier(a),
         });
       }
       continue;
@@ -180,6 +191,7 @@ export function compileAuthorities(
       matchesSubject,
       extensions: { ...(k.extensions ?? {}) },
       ...(root !== undefined ? { root } : {}),
+      ...verifier(a),
     });
   }
   return out;

@@ -24,12 +24,17 @@ export interface ProvenanceRule {
   ref?: string;
 }
 
-type Reject = { reason: CandidateReason; message: string };
-type Qualify = (a: Assessment, vouches: Vouch[]) => Reject | undefined;
+/** Why a check does not count a candidate whose signature it trusts. */
+export type Reject = { reason: CandidateReason; message: string };
+/** What a check learnt from a candidate it counts, kept on its outcome (a provenance's builder). */
+export type Accept = { extra: Pick<CandidateOutcome, "builderId"> };
+/** A check's own test of a trusted candidate: a rejection, or nothing (or what it learnt) to count it. */
+export type Qualify = (a: Assessment, vouches: Vouch[]) => Reject | Accept | undefined;
 
 const UNREADABLE: CandidateReason[] = ["unreadable", "content_digest_mismatch"];
 
-interface Judged {
+/** The candidates of one role as one check sees them. */
+export interface Judged {
   outcomes: CandidateOutcome[];
   /** Authorities that vouched for at least one accepted candidate. */
   accepted: Set<string>;
@@ -37,7 +42,13 @@ interface Judged {
   relevant: number;
 }
 
-function judge(assessments: Assessment[], role: Role, authorities: string[], qualify: Qualify): Judged {
+/** Reads every candidate of `role` with a check's authorities and its own test. */
+export function judge(
+  assessments: Assessment[],
+  role: Role,
+  authorities: string[],
+  qualify: Qualify,
+): Judged {
   const allowed = new Set(authorities);
   const judged: Judged = { outcomes: [], accepted: new Set(), unreadable: 0, relevant: 0 };
   for (const a of assessments) {
@@ -65,8 +76,9 @@ function judge(assessments: Assessment[], role: Role, authorities: string[], qua
       );
       continue;
     }
-    const rejected = qualify(a, vouches);
-    if (rejected) {
+    const verdict = qualify(a, vouches);
+    if (verdict !== undefined && "reason" in verdict) {
+      const rejected = verdict;
       judged.outcomes.push(
         outcome(
           a,
@@ -78,19 +90,21 @@ function judge(assessments: Assessment[], role: Role, authorities: string[], qua
       continue;
     }
     for (const v of vouches) judged.accepted.add(v.authority);
-    judged.outcomes.push(
-      outcome(
+    judged.outcomes.push({
+      ...outcome(
         a,
         "accepted",
         "verified",
         vouches.map((v) => v.authority),
       ),
-    );
+      ...verdict?.extra,
+    });
   }
   return judged;
 }
 
-function result(
+/** A check with its candidates' outcomes. */
+export function result(
   name: string,
   passed: boolean,
   reason: CheckReason,
@@ -105,7 +119,11 @@ function result(
  * Evidence that could not be read fails its check closed, whatever else was accepted: what it
  * would have said is unknown.
  */
-function failClosed(name: string, judged: Judged, evidence: "signature" | "attestation"): Check | undefined {
+export function failClosed(
+  name: string,
+  judged: Judged,
+  evidence: "signature" | "attestation",
+): Check | undefined {
   if (judged.unreadable > 0) {
     return result(
       name,
@@ -298,7 +316,7 @@ export function provenanceCheck(assessments: Assessment[], rule: ProvenanceRule)
           };
         }
       }
-      return undefined;
+      return facts.builderId === undefined ? undefined : { extra: { builderId: facts.builderId } };
     },
   );
 }

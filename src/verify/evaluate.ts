@@ -4,6 +4,7 @@ import { provenanceCheck, sbomCheck, signatureCheck } from "./checks.ts";
 import type { Discovery } from "./discovery.ts";
 import type { CompiledRequirements } from "./policy.ts";
 import type { Check } from "./report.ts";
+import { summaryCheck } from "./summary.ts";
 import type { TrustContext } from "./trust-context.ts";
 
 /** What was discovered for an index's platform manifests, when the policy asks about them. */
@@ -49,6 +50,7 @@ export function evaluate(
   }
   if (policy.sbom) checks.push(sbomCheck(assessments, policy.sbom, now));
   if (policy.provenance) checks.push(provenanceCheck(assessments, policy.provenance));
+  if (policy.summary) checks.push(summaryCheck(assessments, policy.summary, digest, now));
   if (checks.length === 0) {
     checks.push({
       name: "policy",

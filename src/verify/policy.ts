@@ -1,6 +1,8 @@
 import { createHash } from "node:crypto";
+import { StartupError } from "../common/startup-error.ts";
 import type { Authority } from "./authorities.ts";
 import type { ProvenanceRule, SbomRule, SignatureRule } from "./checks.ts";
+import type { SummaryRule } from "./summary.ts";
 
 /** An environment's requirements, compiled once at config load. */
 export interface CompiledRequirements {
@@ -8,6 +10,7 @@ export interface CompiledRequirements {
   signature?: SignatureRule & { multiArch: "index" | "index-and-platforms" };
   sbom?: SbomRule;
   provenance?: ProvenanceRule;
+  summary?: SummaryRule;
   /** Every authority the policy names: each candidate is verified against these once. */
   authorities: string[];
   /**
@@ -22,6 +25,7 @@ export interface RequireConfig {
   signature?: { authorities: string[]; count: number; multiArch: "index" | "index-and-platforms" };
   sbom?: { authorities: string[]; maxAge?: number };
   provenance?: { authorities: string[]; builderId?: string; sourceRepository?: string; ref?: string };
+  summary?: { from: string; maxAge: number; verifier: string };
 }
 
 function describeAuthority(a: Authority | undefined): unknown {
@@ -32,9 +36,16 @@ function describeAuthority(a: Authority | undefined): unknown {
         .update(a.key.export({ format: "der", type: "spki" }))
         .digest("hex"),
       ...(a.bindsApp ? { bindsApp: true } : {}),
+      ...(a.verifierId ? { verifierId: a.verifierId } : {}),
     };
   }
-  return { issuer: a.issuer, subject: a.subjectText, extensions: a.extensions, root: a.root ?? null };
+  return {
+    issuer: a.issuer,
+    subject: a.subjectText,
+    extensions: a.extensions,
+    root: a.root ?? null,
+    ...(a.verifierId ? { verifierId: a.verifierId } : {}),
+  };
 }
 
 /**
@@ -53,8 +64,10 @@ export function compileRequirements(
       ...(require.signature?.authorities ?? []),
       ...(require.sbom?.authorities ?? []),
       ...(require.provenance?.authorities ?? []),
+      ...(require.summary ? [require.summary.verifier] : []),
     ]),
   ];
+  const summary = require.summary && summaryRule(environment, require.summary, authorities);
   const policy: Omit<CompiledRequirements, "hash"> = {
     environment,
     ...(require.signature ? { signature: { ...require.signature } } : {}),
@@ -67,6 +80,7 @@ export function compileRequirements(
         }
       : {}),
     ...(require.provenance ? { provenance: { ...require.provenance } } : {}),
+    ...(summary ? { summary } : {}),
     authorities: names,
   };
   const material = JSON.stringify({
@@ -75,4 +89,22 @@ export function compileRequirements(
     authorities: Object.fromEntries(names.sort().map((n) => [n, describeAuthority(authorities.get(n))])),
   });
   return { ...policy, hash: createHash("sha256").update(material).digest("hex") };
+}
+
+/** The summary requirement with its signer's verifier id (the config schema checks that it has one). */
+function summaryRule(
+  environment: string,
+  summary: NonNullable<RequireConfig["summary"]>,
+  authorities: Map<string, Authority>,
+): SummaryRule {
+  const verifierId = authorities.get(summary.verifier)?.verifierId;
+  if (verifierId === undefined) {
+    throw new StartupError([
+      {
+        path: `environments[${environment}].require.summary.verifier`,
+        message: `authority ${summary.verifier} has no verifierId`,
+      },
+    ]);
+  }
+  return { from: summary.from, maxAgeMs: summary.maxAge, authority: summary.verifier, verifierId };
 }

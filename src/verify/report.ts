@@ -29,6 +29,15 @@ export const CHECK_REASONS = [
   "too_many_layers",
   "too_many_platforms",
   "evidence_too_large",
+  // an upstream SLSA verification summary (`require.summary`, summary.ts), from the closest miss
+  "no_summary",
+  "summary_untrusted",
+  "summary_malformed",
+  "summary_not_passed",
+  "summary_verifier_mismatch",
+  "summary_digest_mismatch",
+  "summary_environment_mismatch",
+  "summary_expired",
 ] as const;
 export type CheckReason = (typeof CHECK_REASONS)[number];
 
@@ -66,6 +75,14 @@ export const CANDIDATE_REASONS = [
   "trust_root_unavailable",
   // signed with Ferry's key for a repository of another app (or of no app)
   "repository_not_in_app",
+  // a signed attestation that the summary check does not count (summary.ts)
+  "not_a_summary",
+  "summary_malformed",
+  "summary_not_passed",
+  "summary_verifier_mismatch",
+  "summary_digest_mismatch",
+  "summary_environment_mismatch",
+  "summary_expired",
 ] as const;
 export type CandidateReason = (typeof CANDIDATE_REASONS)[number];
 
@@ -82,6 +99,8 @@ export interface CandidateOutcome {
   /** The authorities that vouched for it (when its cryptography verified). */
   authorities?: string[];
   predicateType?: string;
+  /** An accepted SLSA provenance's builder id (what a verification summary's level is read from). */
+  builderId?: string;
 }
 
 /** One check of the report. */
