@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { loadConfigFile } from "../config/load.ts";
 import { createRegistryClient } from "../registry/client.ts";
+import { absoluteLayoutReference } from "../registry/reference.ts";
 import { loadSigningKey } from "../signing/keys.ts";
 import { createVerificationService } from "../verify/create.ts";
 import type { VerificationReport } from "../verify/report.ts";
@@ -26,7 +27,7 @@ export function registerVerify(program: Command, io: CliIo): void {
   program
     .command("verify")
     .description("decide whether a digest may enter an environment; exit 0 allowed, 1 denied, 2 error")
-    .argument("<image>", "HOST[:PORT]/REPO@sha256:HEX (a tag is refused)")
+    .argument("<image>", "HOST[:PORT]/REPO@sha256:HEX or oci-layout:PATH@sha256:HEX (a tag is refused)")
     .requiredOption("-e, --env <name>", "the environment whose policy applies")
     .option("-c, --config <file>", CONFIG_OPTION_HELP)
     .option("--json", "print the report as JSON")
@@ -37,9 +38,10 @@ export function registerVerify(program: Command, io: CliIo): void {
       const client = createRegistryClient(config);
       const service = createVerificationService(config, {
         ...(ferryKey ? { ferryKey } : {}),
-        readerFor: (ref) => client.repository(ref),
+        readerFor: (ref) => client.repositoryOf(ref),
       });
-      const report = await service.verify(image, opts.env);
+      // A layout named relative to where the command runs, as `ferry copy` takes it.
+      const report = await service.verify(absoluteLayoutReference(image, process.cwd()), opts.env);
       io.out(opts.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
       if (!report.allowed) throw new Denied(`${report.digest} denied for ${report.environment}`);
     });

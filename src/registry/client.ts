@@ -1,9 +1,12 @@
 import { DEFAULT_RETRY, type RetryPolicy } from "../common/backoff.ts";
 import { type Clock, systemClock } from "../common/clock.ts";
+import { FerryError } from "../common/errors.ts";
 import type { FerryConfig } from "../config/schema.ts";
 import { RegistryAllowList, type RegistrySettings } from "./allow-list.ts";
 import type { FetchFn, HttpPolicy } from "./http.ts";
-import type { RepositoryReference } from "./reference.ts";
+import { LazyLayout } from "./lazy-layout.ts";
+import type { ArtifactWriter } from "./ports.ts";
+import { isLayoutReference, layoutDirectory, type RepositoryReference } from "./reference.ts";
 import { type RegistryContext, RegistryRepository } from "./registry-repository.ts";
 import { RegistryTransport } from "./transport.ts";
 
@@ -17,6 +20,11 @@ export interface RegistryClientOptions {
   retry?: Partial<RetryPolicy>;
   /** The cap of `fetchBlob` when the caller gives none: signatures, attestations, SBOMs (default 16 MiB). */
   maxBlobBytes?: number;
+  /**
+   * The OCI image layouts Ferry may open where a repository could stand (`oci-layout:/abs/dir`, as
+   * `apps[].images` lists them once resolved); any other layout is refused, as an unlisted registry is.
+   */
+  layouts?: readonly string[];
   /** The fetch to use (default: Node's global fetch). */
   fetch?: FetchFn;
   /** Times retry backoff and token expiry (default: the system clock). */
@@ -33,6 +41,7 @@ export class RegistryClient {
   readonly #policy: HttpPolicy;
   readonly #maxBlobBytes: number;
   readonly #contexts = new Map<string, RegistryContext>();
+  readonly #layouts: ReadonlySet<string>;
 
   constructor(options: RegistryClientOptions) {
     this.#allowList = new RegistryAllowList(options.registries);
@@ -43,6 +52,24 @@ export class RegistryClient {
       clock: options.clock ?? systemClock,
     };
     this.#maxBlobBytes = options.maxBlobBytes ?? 16 * 1024 * 1024;
+    this.#layouts = new Set(options.layouts ?? []);
+  }
+
+  /**
+   * A repository of an allow-listed registry, or an allow-listed OCI image layout for an
+   * `oci-layout:` reference (see `LAYOUT_REGISTRY`): what verification, signing, promotion and
+   * evidence read and write. `forbidden` when the registry or layout is not listed.
+   */
+  repositoryOf(ref: RepositoryReference): ArtifactWriter {
+    if (!isLayoutReference(ref)) return this.repository(ref);
+    const location = `${ref.registry}/${ref.repository}`;
+    if (!this.#layouts.has(location)) {
+      throw new FerryError(
+        "forbidden",
+        `${location} is not an OCI layout of apps[].images: Ferry opens no other`,
+      );
+    }
+    return new LazyLayout(layoutDirectory(ref), this.#maxBlobBytes);
   }
 
   /** A repository of an allow-listed registry; `forbidden` when the registry is not listed. */
@@ -61,13 +88,20 @@ export class RegistryClient {
   }
 }
 
-/** A {@link RegistryClient} from the parsed config (`registries` and `registryClient`). */
+/**
+ * A {@link RegistryClient} from the parsed config (`registries` and `registryClient`; the
+ * `oci-layout:` values of `apps[].images` are its layouts).
+ */
 export function createRegistryClient(
-  config: Pick<FerryConfig, "registries" | "registryClient">,
+  config: Pick<FerryConfig, "registries" | "registryClient"> & { apps?: FerryConfig["apps"] },
   options: Pick<RegistryClientOptions, "fetch" | "clock"> = {},
 ): RegistryClient {
+  const layouts = (config.apps ?? [])
+    .flatMap((a) => Object.values(a.images))
+    .filter((i) => i.startsWith("oci-layout:"));
   return new RegistryClient({
     registries: config.registries,
+    layouts,
     timeoutMs: config.registryClient.timeout,
     retry: { retries: config.registryClient.retries },
     maxBlobBytes: config.registryClient.attestationMaxBytes,

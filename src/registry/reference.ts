@@ -1,5 +1,7 @@
+import path from "node:path";
 import { FerryError } from "../common/errors.ts";
 import { isDigest } from "./digest.ts";
+import { LAYOUT_PREFIX } from "./layout.ts";
 
 // The grammar of distribution/reference (reference/regexp.go), anchored piece by piece.
 const DOMAIN_COMPONENT = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";
@@ -10,6 +12,56 @@ const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const TAG = /^[\w][\w.-]{0,127}$/;
 const DIGEST_SYNTAX = /^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$/;
 const NAME_MAX = 255;
+
+/**
+ * The `registry` of a reference to an OCI image layout (`oci-layout:/abs/dir[@digest]`). Its
+ * `repository` is the absolute directory without its leading slash, so that `${registry}/${repository}`
+ * is the layout's location `oci-layout:/abs/dir`, the same text apps[].images holds once resolved.
+ */
+export const LAYOUT_REGISTRY = LAYOUT_PREFIX;
+
+/** Whether a parsed reference names an OCI image layout rather than a registry repository. */
+export function isLayoutReference(ref: { registry: string }): boolean {
+  return ref.registry === LAYOUT_REGISTRY;
+}
+
+/** The directory of a layout reference (see {@link LAYOUT_REGISTRY}). */
+export function layoutDirectory(ref: { repository: string }): string {
+  return `/${ref.repository}`;
+}
+
+/**
+ * Parses `oci-layout:/abs/dir[@digest]`. Only absolute directories: a relative one would mean
+ * something different to each process that reads it (config files resolve theirs at load). No tag
+ * (a path may hold colons); the digest is after the last `@`.
+ */
+function parseLayoutReference(text: string): ImageReference {
+  const rest = text.trim().slice(LAYOUT_PREFIX.length);
+  const at = rest.lastIndexOf("@");
+  const dir = at < 0 ? rest : rest.slice(0, at);
+  const digest = at < 0 ? undefined : rest.slice(at + 1);
+  if (digest !== undefined && !isDigest(digest)) {
+    throw invalid(text, `"${digest}" is not sha256:<64 lower-case hex> or sha512:<128 hex>`);
+  }
+  if (!path.posix.isAbsolute(dir)) {
+    throw invalid(text, `an OCI layout is named by its absolute directory: ${LAYOUT_PREFIX}/path/to/layout`);
+  }
+  const normal = path.posix.normalize(dir).replace(/\/+$/, "");
+  if (normal === "") throw invalid(text, "the layout directory is the file system root");
+  return { registry: LAYOUT_REGISTRY, repository: normal.slice(1), ...(digest ? { digest } : {}) };
+}
+
+/**
+ * An `oci-layout:` reference with a relative directory made absolute against `base` (a command
+ * line's working directory); any other text is returned as it is.
+ */
+export function absoluteLayoutReference(text: string, base: string): string {
+  if (!text.startsWith(LAYOUT_PREFIX)) return text;
+  const rest = text.slice(LAYOUT_PREFIX.length);
+  const at = rest.lastIndexOf("@");
+  const dir = at < 0 ? rest : rest.slice(0, at);
+  return `${LAYOUT_PREFIX}${path.resolve(base, dir)}${at < 0 ? "" : rest.slice(at)}`;
+}
 
 /** A parsed image reference. The registry is always explicit: Ferry has no default registry. */
 export interface ImageReference {
@@ -42,8 +94,10 @@ function invalid(text: string, why: string): FerryError {
  * Parses `host[:port]/path[:tag][@digest]` by the distribution reference grammar. The first path
  * component must be a registry host (it contains a dot or a colon, or is `localhost`): a name such as
  * `library/nginx` is refused instead of silently meaning Docker Hub. Digests must be sha256 or sha512.
+ * `oci-layout:/abs/dir[@digest]` names an OCI image layout instead (see {@link LAYOUT_REGISTRY}).
  */
 export function parseReference(text: string): ImageReference {
+  if (text.trim().startsWith(LAYOUT_PREFIX)) return parseLayoutReference(text);
   let rest = text.trim();
   if (rest === "") throw invalid(text, "it is empty");
   let digest: string | undefined;
@@ -99,6 +153,12 @@ export function parseReference(text: string): ImageReference {
  */
 export function parseDigestReference(text: string): DigestReference {
   const ref = parseReference(text);
+  if (ref.digest === undefined && isLayoutReference(ref)) {
+    throw new FerryError(
+      "tag_reference",
+      `"${text}" names no digest: Ferry acts only on an immutable digest. The layout's index.json lists the digests; pass ${LAYOUT_PREFIX}${layoutDirectory(ref)}@sha256:…`,
+    );
+  }
   if (ref.digest === undefined) {
     const name = `${ref.registry}/${ref.repository}`;
     const shown = ref.tag === undefined ? name : `${name}:${ref.tag}`;
