@@ -2,6 +2,10 @@ import { readFileSync } from "node:fs";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Express } from "express";
+import { AuditLog } from "./audit/log.ts";
+import { auditPromotionWrites, pendingSync } from "./audit/pending.ts";
+import { policyHash } from "./audit/policy-hash.ts";
+import { deliveryEntry, issuerUrlsOf } from "./audit/promotion-entries.ts";
 import { type Clock, systemClock } from "./common/clock.ts";
 import { createLogger, type Logger } from "./common/logger.ts";
 import { RateLimiter } from "./common/rate-limit.ts";
@@ -12,8 +16,15 @@ import {
   type IdentityServiceDeps,
   type IdentityServices,
 } from "./credentials/services.ts";
+import { createEvidence, type Evidence } from "./evidence/create.ts";
+import { countingApprovers, createGitops } from "./gitops/create.ts";
+import type { DriftService } from "./gitops/drift.ts";
 import { createApp } from "./http/app.ts";
+import { createApprovalRouter } from "./http/approval-routes.ts";
+import { createAuditRouter } from "./http/audit-routes.ts";
 import { createApiAuthGuard, createAuthMiddleware, createTokenUse } from "./http/auth.ts";
+import { createDriftRouter } from "./http/drift-routes.ts";
+import { createEvidenceRouter } from "./http/evidence-routes.ts";
 import { createHttpMetrics, createMetricsApp } from "./http/metrics.ts";
 import { createPromotionRouter } from "./http/promotion-routes.ts";
 import { createSignatureRouter } from "./http/signature-routes.ts";
@@ -21,6 +32,7 @@ import { createTokenRouter, tokenErrorHandler } from "./http/token-routes.ts";
 import { VerificationAccess } from "./http/verification-access.ts";
 import { createVerificationRouter } from "./http/verification-routes.ts";
 import { createWellKnownRouter } from "./http/well-known-routes.ts";
+import { createNotifications, type Notifications } from "./notifications/create.ts";
 import { createPromotion, type Promotion } from "./promotion/create.ts";
 import { registryPort, verifierPort } from "./promotion/ports.ts";
 import { createRegistryClient } from "./registry/client.ts";
@@ -43,6 +55,8 @@ export interface RunningFerry {
   signingKey: SigningKey;
   /** Token verification, trust policies, token exchange and Ferry's token keys. */
   identity: IdentityServices;
+  /** The hash-chained audit log (features append their decisions to it). */
+  audit: AuditLog;
   /** Graceful stop: refuse new connections, drain in-flight requests (bounded), close the store. */
   close(): Promise<void>;
 }
@@ -103,10 +117,24 @@ export async function startFerry(loaded: LoadedConfig, options: StartOptions = {
   const clock = options.clock ?? systemClock;
   const store = await openStore(config.store, options.clock ? { clock: options.clock } : {});
   const metrics = createHttpMetrics();
+  const issuerUrls = issuerUrlsOf(config);
+  const audit = new AuditLog({
+    store,
+    sync: pendingSync(issuerUrls),
+    signer: keySigner(signingKey),
+    origin: config.server.publicUrl,
+    checkpointEvery: config.audit.checkpoint.every,
+    checkpointInterval: config.audit.checkpoint.interval,
+    clock,
+    logger,
+  });
   let identity: IdentityServices;
   let verification: VerificationService;
   let signing: SigningService;
   let promotion: Promotion;
+  let evidence: Evidence;
+  let drift: DriftService;
+  let notifications: Notifications;
   try {
     identity = await createIdentityServices({
       ...options.identity,
@@ -117,19 +145,20 @@ export async function startFerry(loaded: LoadedConfig, options: StartOptions = {
       logger,
       metrics: metrics.registry,
       clock,
+      audit,
     });
     const registryClient = createRegistryClient(config, { clock });
     verification = createVerificationService(config, {
       ferryKey: signingKey.publicKey,
-      readerFor: (ref) => registryClient.repository(ref),
+      readerFor: (ref) => registryClient.repositoryOf(ref),
       clock,
     });
     signing = new SigningService({
       apps: config.apps,
       appPolicies: identity.policies.apps,
-      writerFor: (ref) => registryClient.repository(ref),
+      writerFor: (ref) => registryClient.repositoryOf(ref),
       signer: keySigner(signingKey),
-      records: storeSigningRecords(store, clock),
+      records: storeSigningRecords(store, clock, audit),
       withLease: (name, lease, fn) => store.withLease(name, lease, fn),
       logger,
       maxPredicateBytes: config.signing.maxPredicateBytes,
@@ -137,15 +166,81 @@ export async function startFerry(loaded: LoadedConfig, options: StartOptions = {
       annotate: config.signing.annotate,
       clock,
     });
+    const promotionRegistry = registryPort(
+      (ref) => registryClient.repositoryOf(ref),
+      config.registryClient.parallelism,
+    );
+    const promotionVerifier = verifierPort(verification);
+    const gitops = createGitops({
+      config,
+      baseDir: loaded.baseDir,
+      store,
+      clock,
+      logger,
+      metrics: metrics.registry,
+      // Late-bound: the approvals service is wired by createPromotion, before any step runs.
+      approvers: async (p) => countingApprovers(await promotion.approvals.view(p)),
+    });
+    // Late-bound like GitOps: the step needs the approvals service createPromotion builds with it.
+    evidence = createEvidence({
+      config,
+      store,
+      signer: keySigner(signingKey),
+      writerFor: (ref) => registryClient.repositoryOf(ref),
+      audit,
+      issuerUrls,
+      requireHash: (env) => verification.policyHash(env),
+      promotions: () => promotion.service,
+      approvals: () => promotion.approvals,
+    });
     promotion = createPromotion({
       config,
       appPipelines: identity.policies.apps,
       store,
-      registry: registryPort((ref) => registryClient.repository(ref), config.registryClient.parallelism),
-      verifier: verifierPort(verification),
+      registry: promotionRegistry,
+      verifier: promotionVerifier,
       clock,
       logger,
       metrics: metrics.registry,
+      steps: {
+        gitops: gitops.step,
+        evidence: evidence.step,
+      },
+    });
+    drift = gitops.drift({
+      promotions: promotion.service,
+      registry: promotionRegistry,
+      verifier: promotionVerifier,
+    });
+    // Every promotion change writes its audit entries in its own transaction; chained after commit.
+    auditPromotionWrites(promotion.store, issuerUrls, () => void audit.chainPending());
+    // Hooks the outbox into the promotion store before any promotion can change.
+    notifications = createNotifications({
+      config,
+      store,
+      promotions: promotion.store,
+      clock,
+      logger,
+      metrics: metrics.registry,
+    });
+    notifications.worker.onOutcome((delivery, outcome) => {
+      audit
+        .append(deliveryEntry(delivery, outcome))
+        .catch((err: unknown) => logger.error({ err }, "auditing a notification delivery failed"));
+    });
+    // Each start with a config is an entry: which policy this process decides by.
+    await audit.append({
+      type: "config_loaded",
+      actor: "ferry",
+      subject: loaded.file,
+      outcome: "loaded",
+      data: {
+        policyHash: policyHash(config),
+        keyId: signingKey.id,
+        environments: Object.fromEntries(
+          config.environments.map((e) => [e.name, verification.policyHash(e.name) ?? null]),
+        ),
+      },
     });
   } catch (err) {
     await store.close();
@@ -184,9 +279,14 @@ export async function startFerry(loaded: LoadedConfig, options: StartOptions = {
         limiter: new RateLimiter({ clock }),
         rate: { requests: config.verification.rateLimit.requests, perMs: config.verification.rateLimit.per },
         tokenUse,
+        audit,
       }),
       createSignatureRouter(signing, tokenUse),
-      createPromotionRouter(promotion.service, tokenUse),
+      createAuditRouter({ log: audit, readers: config.audit.readers, tokenUse }),
+      createPromotionRouter(promotion.service, tokenUse, (p) => promotion.approvals.view(p)),
+      createDriftRouter(drift, tokenUse),
+      createApprovalRouter(promotion.approvals, tokenUse),
+      createEvidenceRouter({ evidence: evidence.service, policies: evidence.policies, tokenUse }),
     ],
   });
 
@@ -215,6 +315,8 @@ export async function startFerry(loaded: LoadedConfig, options: StartOptions = {
   server.headersTimeout = 20_000;
   logger.info({ url, metricsUrl, store: store.engine, dev: config.dev }, "ferry listening");
   promotion.worker.start();
+  notifications.worker.start();
+  audit.start();
 
   let closing: Promise<void> | undefined;
   const close = () => {
@@ -237,6 +339,9 @@ export async function startFerry(loaded: LoadedConfig, options: StartOptions = {
       await drained;
       clearInterval(sweep);
       await promotion.close();
+      await notifications.worker.stop();
+      // After the promotions, whose last decisions may still be appended; before the store.
+      await audit.close().catch((err: unknown) => logger.error({ err }, "flushing the audit log failed"));
       graceOver.abort();
       if (metricsServer !== undefined) {
         // Scrapes are short and need no drain; stopping them last keeps the shutdown observable.
@@ -255,6 +360,7 @@ export async function startFerry(loaded: LoadedConfig, options: StartOptions = {
     logger,
     signingKey,
     identity,
+    audit,
     close,
   };
 }

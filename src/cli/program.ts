@@ -3,8 +3,13 @@ import { isStartupError, type StartupError, type StartupProblem } from "../commo
 import { ConfigError, type LoadedConfig, loadConfigFile } from "../config/load.ts";
 import { startFerry } from "../server.ts";
 import { generateSigningKeyPem, loadSigningKey, writeSigningKey } from "../signing/keys.ts";
+import { registerApprovals } from "./approve.ts";
+import { registerAudit } from "./audit.ts";
 import { checkReferencedFiles } from "./config-check.ts";
 import { registerCopy } from "./copy.ts";
+import { registerDev } from "./dev.ts";
+import { registerDrift } from "./drift.ts";
+import { registerEvidence } from "./evidence.ts";
 import { CliError, type CliIo, CONFIG_OPTION_HELP, configPath, Denied, EXIT, StillWaiting } from "./io.ts";
 import { registerPolicy } from "./policy.ts";
 import { registerPromote } from "./promote.ts";
@@ -95,11 +100,16 @@ export function buildProgram(io: CliIo): Command {
       io.out(loadSigningKey(loaded.config.keys.signing, false).key.publicKeyPem);
     });
 
+  registerApprovals(program, io);
+  registerAudit(program, io);
   registerCopy(program, io);
+  registerDev(program, io);
   registerPolicy(program, io);
   registerPromote(program, io);
   registerPromotions(program, io);
   registerApps(program, io);
+  registerDrift(program, io);
+  registerEvidence(program, io);
   registerVerify(program, io);
   registerVerifyBundle(program, io);
   return program;

@@ -37,7 +37,8 @@ export interface LoadedConfig {
 
 /**
  * Reads, substitutes and validates a config file. Relative paths (store.sqlite, keys.signing,
- * keys.previous, trust.trustedRoot, trust.authorities[].key and .keyless.trustedRoot) are resolved
+ * keys.previous, trust.trustedRoot, trust.authorities[].key and .keyless.trustedRoot, the
+ * `oci-layout:` directories of apps[].images, issuers[].devKey) are resolved
  * against the file's folder.
  * Throws {@link ConfigError} listing every problem.
  */
@@ -122,6 +123,9 @@ export function parseConfigText(
   };
 }
 
+/** How apps[].images names an OCI image layout (the registry's `LAYOUT_PREFIX`; config does not import it). */
+const LAYOUT_PREFIX = "oci-layout:";
+
 function resolvePaths(config: FerryConfig, baseDir: string): FerryConfig {
   const abs = (p: string) => path.resolve(baseDir, p);
   const store =
@@ -134,9 +138,29 @@ function resolvePaths(config: FerryConfig, baseDir: string): FerryConfig {
       : Array.isArray(config.trust.trustedRoot)
         ? config.trust.trustedRoot.map(abs)
         : abs(config.trust.trustedRoot);
+  // An OCI layout named in apps[].images, like any file, is relative to the config file.
+  const image = (ref: string) =>
+    ref.startsWith(LAYOUT_PREFIX) ? `${LAYOUT_PREFIX}${abs(ref.slice(LAYOUT_PREFIX.length))}` : ref;
   return {
     ...config,
     store,
+    apps: config.apps.map((a) => ({
+      ...a,
+      images: Object.fromEntries(Object.entries(a.images).map(([env, ref]) => [env, image(ref)])),
+      ...(a.gitops === undefined
+        ? {}
+        : {
+            gitops: Object.fromEntries(
+              Object.entries(a.gitops).map(([env, t]) => [
+                env,
+                t.repo.startsWith("file://")
+                  ? { ...t, repo: `file://${abs(t.repo.slice("file://".length))}` }
+                  : t,
+              ]),
+            ),
+          }),
+    })),
+    issuers: config.issuers.map((i) => (i.devKey === undefined ? i : { ...i, devKey: abs(i.devKey) })),
     keys: { ...config.keys, signing: abs(config.keys.signing), previous: config.keys.previous.map(abs) },
     trust: {
       ...config.trust,

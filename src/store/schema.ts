@@ -101,6 +101,10 @@ export interface PromotionsTable {
   steps: string;
   result: string | null;
   verification: string | null;
+  /** JSON `{justification, at, reviewBy}` for a break-glass promotion, else null (migration 0009). */
+  break_glass: string | null;
+  /** JSON summary of its reviews (first reviewer, time, late, count), null until the first. */
+  review: string | null;
 }
 
 /** `Idempotency-Key`s of promotion requests: SHA-256 of (issuer, subject, key), never the key itself. */
@@ -132,6 +136,118 @@ export interface EnvironmentCurrentTable {
   promotion_id: string;
 }
 
+/**
+ * The `audit_log` table: the hash chain of every decision (src/audit/, docs/evidence.md). `actor` and
+ * `data` are JSON text; `seq` runs 1..n without gaps; times are epoch ms by the database's clock.
+ */
+export interface AuditLogTable {
+  seq: number;
+  at: number;
+  type: string;
+  actor: string;
+  subject: string;
+  outcome: string;
+  reason: string | null;
+  data: string;
+  prev_hash: string;
+  hash: string;
+}
+
+/** The `audit_head` table: one row (`id` 1), the chain's size and last hash; appends lock it. */
+export interface AuditHeadTable {
+  id: number;
+  seq: number;
+  hash: string;
+}
+
+/**
+ * The `audit_pending` table: audit entries written in the transaction of the promotion change they
+ * record, waiting for the audit log's appender to chain them (and delete them, in one transaction).
+ * `kind` is `entry` (`entry` holds an `AuditInput` as JSON) or `sync` (look for the promotion's new
+ * votes and reviews when chaining). Chained in (`created_at`, `promotion_id`, `version`, `ord`) order.
+ */
+export interface AuditPendingTable {
+  id: string;
+  promotion_id: string;
+  /** The promotion's version after the change. */
+  version: number;
+  /** The entry's place among those of its change. */
+  ord: number;
+  created_at: number;
+  kind: string;
+  entry: string;
+}
+
+/** The `audit_checkpoints` table: signed checkpoints, one per chain size. */
+export interface AuditCheckpointsTable {
+  size: number;
+  at: number;
+  origin: string;
+  head: string;
+  /** The exact signed bytes (canonical JSON of `{origin, size, head, at}`). */
+  body: string;
+  /** Base64 DER ECDSA signature over `body`. */
+  signature: string;
+  key_id: string;
+}
+
+/**
+ * The `notification_outbox` table (src/notifications/): one row per (promotion event, receiver),
+ * written with the change it tells of. `state` is `pending`, `delivered` or `dead`; `id` is the
+ * Standard Webhooks `webhook-id`; times are epoch ms.
+ */
+export interface NotificationOutboxTable {
+  id: string;
+  promotion_id: string;
+  event: string;
+  receiver: string;
+  format: string;
+  body: string;
+  state: string;
+  attempts: number;
+  created_at: number;
+  next_attempt_at: number;
+  /** The last attempt's outcome (`http_500`, `timeout`, `redirect`, …), for operators. */
+  last_outcome: string | null;
+  finished_at: number | null;
+}
+
+/**
+ * The `approvals` table: one vote per person and promotion (src/approvals/store.ts). `decision` is
+ * `approve` or `reject`; `groups` and `links` are the voter's groups and link claims (JSON text); `policy_hash` the
+ * environment's policy hash when the vote was given; times are epoch ms.
+ */
+export interface ApprovalsTable {
+  id: string;
+  promotion_id: string;
+  app: string;
+  digest: string;
+  environment: string;
+  issuer: string;
+  subject: string;
+  name: string | null;
+  decision: string;
+  comment: string | null;
+  groups: string;
+  links: string;
+  policy_hash: string;
+  created_at: number;
+  updated_at: number;
+}
+
+/** A review of a break-glass promotion: one per person (issuer, subject) and promotion. */
+export interface PromotionReviewsTable {
+  id: string;
+  promotion_id: string;
+  issuer: string;
+  subject: string;
+  name: string | null;
+  comment: string;
+  at: number;
+  /** 1 when given after the promotion's `reviewBy`, else 0. */
+  late: number;
+}
+
 /** Every table Ferry stores, for kysely's type checking. Later features add theirs here. */
 export interface Database {
   leases: LeasesTable;
@@ -142,4 +258,11 @@ export interface Database {
   promotion_idempotency: PromotionIdempotencyTable;
   environment_history: EnvironmentHistoryTable;
   environment_current: EnvironmentCurrentTable;
+  notification_outbox: NotificationOutboxTable;
+  approvals: ApprovalsTable;
+  audit_log: AuditLogTable;
+  audit_head: AuditHeadTable;
+  audit_checkpoints: AuditCheckpointsTable;
+  audit_pending: AuditPendingTable;
+  promotion_reviews: PromotionReviewsTable;
 }

@@ -63,6 +63,7 @@ describe("loading ferry.yaml", () => {
       count: 2,
       groups: ["release-managers"],
       expiresAfter: 86_400_000,
+      separationOfDuties: { requireLinkedIdentity: true },
     });
     expect(full.config.issuers[0]!.maxTokenAge).toBe(600_000);
     expect(full.config.trust.authorities.find((a) => a.name === "ci-key")!.key).toBe(

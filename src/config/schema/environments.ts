@@ -4,6 +4,7 @@ import { compileCron } from "../../common/cron.ts";
 import { isTimeZone } from "../../common/zoned-time.ts";
 import { duration } from "../duration.ts";
 import { d, identityRule, name, positiveInt } from "./base.ts";
+import { gitopsTarget } from "./gitops.ts";
 import { authorityRefs } from "./trust.ts";
 
 const absoluteFreeze = z
@@ -129,25 +130,135 @@ export const environment = z.strictObject({
             .meta(d("The source ref, e.g. `refs/heads/main`, matched exactly.")),
         })
         .optional(),
+      summary: z
+        .strictObject({
+          from: name.meta(
+            d("The environment the summary is about: its `policy.uri` must name this environment."),
+          ),
+          maxAge: duration.meta(d("Refuse a summary whose `timeVerified` is older than this, e.g. `7d`.")),
+          verifier: name.meta(
+            d(
+              "The `trust.authorities` entry whose key signed the summary; it must set `verifierId`, which the summary's `verifier.id` must equal.",
+            ),
+          ),
+        })
+        .optional()
+        .meta(
+          d(
+            "A signed SLSA verification summary of this digest, by another Ferry (or this one) for `from`, instead of or besides re-verifying the evidence (docs/evidence.md).",
+          ),
+        ),
     })
     .prefault({})
     .meta(d("What a digest must carry to enter this environment.")),
+  evidence: z
+    .strictObject({
+      summary: z
+        .boolean()
+        .default(true)
+        .meta(
+          d(
+            "Sign a SLSA verification summary with Ferry's key for each promotion into this environment, and attach it to the promoted digest in the target repository (docs/evidence.md).",
+          ),
+        ),
+    })
+    .prefault({})
+    .meta(d("What Ferry signs and attaches for a promotion into this environment.")),
   approvals: z
     .strictObject({
       count: positiveInt.meta(d("How many distinct approvers are needed.")),
-      groups: z.array(z.string().min(1)).min(1).meta(d("Approvers must belong to one of these groups.")),
-      expiresAfter: duration.prefault("24h").meta(d("How long an approval stays valid.")),
+      groups: z
+        .array(z.string().min(1))
+        .min(1)
+        .meta(
+          d(
+            "Approvers must belong to one of these groups (or of `requireEach`), read from the human issuer's `groupsClaim`.",
+          ),
+        ),
+      requireEach: z
+        .array(z.string().min(1))
+        .min(1)
+        .optional()
+        .meta(d("At least one counting approver from each of these groups, e.g. `[security, release]`.")),
+      expiresAfter: duration
+        .prefault("24h")
+        .meta(d("How long an approval counts; after that the person approves again.")),
+      separationOfDuties: z
+        .strictObject({
+          requireLinkedIdentity: z
+            .boolean()
+            .default(true)
+            .meta(
+              d(
+                "Refuse an approver (`sod_unverifiable`) when their token has no link claim (`issuers[].links`) to compare with the requester's CI actor.",
+              ),
+            ),
+        })
+        .prefault({})
+        .meta(
+          d(
+            "An approver is never the requester, the pipeline run's actor, or the same person under another identity (docs/approvals.md).",
+          ),
+        ),
     })
-    .optional(),
+    .optional()
+    .meta(d("People who must approve a promotion into this environment (docs/approvals.md).")),
+  breakGlass: z
+    .strictObject({
+      groups: z
+        .array(z.string().min(1))
+        .min(1)
+        .optional()
+        .meta(d("People (human issuers) in any of these groups may break glass here.")),
+      pipelines: z
+        .array(identityRule)
+        .min(1)
+        .optional()
+        .meta(d("Pipelines matching one of these identity rules may break glass here.")),
+      reviewWithin: duration
+        .prefault("24h")
+        .meta(
+          d(
+            "A break-glass promotion is reviewed by one of the environment's approvers within this time; a later review is accepted and marked late.",
+          ),
+        ),
+    })
+    .refine((b) => b.groups !== undefined || b.pipelines !== undefined, {
+      message: "breakGlass needs `groups`, `pipelines` or both",
+    })
+    .optional()
+    .meta(
+      d(
+        "Who may ask for a break-glass promotion here (`breakGlass: {justification}`): it skips order, soak, freeze and approvals, never verification, and needs a review afterwards (docs/approvals.md). It narrows `promoters`, never widens them. Needs `approvals`: its approvers review.",
+      ),
+    ),
 });
 
-export const app = z.strictObject({
-  name,
-  images: z
-    .record(name, z.string().min(1))
-    .meta(d("Repository of this app per environment name, e.g. `{staging: 127.0.0.1:5000/staging/web}`.")),
-  pipelines: z.array(identityRule).default([]).meta(d("Pipeline identities that act for this app.")),
-});
+export const app = z
+  .strictObject({
+    name,
+    images: z
+      .record(name, z.string().min(1))
+      .meta(
+        d(
+          "Repository of this app per environment name, e.g. `{staging: 127.0.0.1:5000/staging/web}`, or an OCI image layout `oci-layout:PATH` (relative to this file; created by the first promotion into it), which verification, signing and promotion read and write as they do a repository, in dev mode or not (an air-gapped mirror).",
+        ),
+      ),
+    pipelines: z.array(identityRule).default([]).meta(d("Pipeline identities that act for this app.")),
+    gitops: z
+      .record(name, gitopsTarget)
+      .optional()
+      .meta(d("Per environment name: the Git file the promoted digest is written into (docs/gitops.md).")),
+  })
+  .superRefine((a, ctx) => {
+    for (const env of Object.keys(a.gitops ?? {}))
+      if (!Object.hasOwn(a.images, env))
+        ctx.addIssue({
+          code: "custom",
+          path: ["gitops", env],
+          message: `the app has no repository in "${env}" (apps[].images)`,
+        });
+  });
 
 /** `promotion`: the worker that moves digests between environments. */
 export const promotionSection = z

@@ -7,7 +7,11 @@ import { d, hostPort, httpUrl, positiveInt } from "./base.ts";
 export const devSection = z
   .boolean()
   .default(false)
-  .meta(d("Development mode: a missing signing key is generated on start. Never use in production."));
+  .meta(
+    d(
+      "Development mode: a missing signing key is generated on start, and dev issuers (`issuers[].devKey`) are accepted. Never use in production.",
+    ),
+  );
 
 /** `server`: the HTTP listener. */
 export const serverSection = z

@@ -1,7 +1,7 @@
 /** What Ferry trusts when it verifies: roots, signing authorities, limits, and who may ask. */
 import { z } from "zod";
 import { duration } from "../duration.ts";
-import { anchoredPattern, d, name, positiveInt } from "./base.ts";
+import { anchoredPattern, d, httpUrl, name, positiveInt } from "./base.ts";
 
 const authority = z
   .strictObject({
@@ -58,6 +58,13 @@ const authority = z
       .min(1)
       .optional()
       .meta(d("A public key PEM file, or the word `ferry` for Ferry's own signing key.")),
+    verifierId: httpUrl
+      .optional()
+      .meta(
+        d(
+          "The `verifier.id` this signer writes in SLSA verification summaries: another Ferry's `server.publicUrl` (docs/evidence.md). Needed by an authority that `environments[].require.summary.verifier` names; a summary by this key that claims another verifier is refused.",
+        ),
+      ),
   })
   .refine((a) => (a.keyless === undefined) !== (a.key === undefined), {
     message: "an authority has exactly one of `keyless` or `key`",
@@ -170,6 +177,14 @@ export const trustSection = z
         ),
       ),
     limits: verificationLimits,
+    builders: z
+      .record(z.string().min(1), z.int().min(0).max(3))
+      .default({})
+      .meta(
+        d(
+          "SLSA build level (0-3, the SLSA 1.0 build track) per provenance builder id: a verification summary claims `SLSA_BUILD_LEVEL_n` only for a provenance the environment required and accepted, from a builder listed here (docs/evidence.md). Unlisted builders: no level is claimed.",
+        ),
+      ),
   })
   .prefault({})
   .meta(d("What Ferry trusts when it verifies artifacts."));
