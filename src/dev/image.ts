@@ -7,8 +7,8 @@ import type { ArtifactWriter } from "../registry/ports.ts";
 const LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip";
 const IMAGE_CONFIG = "application/vnd.oci.image.config.v1+json";
 
-/** A one-file ustar archive: enough for any OCI client to treat it as a real layer. */
-function tarOneFile(name: string, content: Buffer, mtime: number): Buffer {
+/** A one-file ustar archive: enough for a registry and any OCI client to treat it as a real layer. */
+export function tarOneFile(name: string, content: Buffer, mtime = 0): Buffer {
   const header = Buffer.alloc(512);
   const put = (value: string, offset: number, length: number) => {
     header.write(value.slice(0, length), offset, length, "ascii");

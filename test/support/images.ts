@@ -2,6 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
+import { tarOneFile } from "../../src/dev/image.ts";
 import { makeTempDir, run } from "./proc.ts";
 
 /** OCI media types used by the generated images. */
@@ -57,30 +58,6 @@ export interface BuiltImage {
   manifests: BuiltManifest[];
   /** Set when an image index was built. */
   indexDigest?: string;
-}
-
-/** A one-file ustar archive: enough for a registry and any client to treat it as a real layer. */
-function tarOneFile(name: string, content: Buffer): Buffer {
-  const header = Buffer.alloc(512);
-  const put = (value: string, offset: number, length: number) => {
-    header.write(value.slice(0, length), offset, length, "ascii");
-  };
-  const octal = (value: number, length: number) => `${value.toString(8).padStart(length - 1, "0")}\0`;
-  put(name, 0, 100);
-  put(octal(0o644, 8), 100, 8);
-  put(octal(0, 8), 108, 8);
-  put(octal(0, 8), 116, 8);
-  put(octal(content.length, 12), 124, 12);
-  put(octal(0, 12), 136, 12);
-  put("        ", 148, 8); // the checksum is computed with its own field as spaces
-  put("0", 156, 1);
-  put("ustar\0", 257, 6);
-  put("00", 263, 2);
-  let sum = 0;
-  for (const byte of header) sum += byte;
-  put(`${sum.toString(8).padStart(6, "0")}\0 `, 148, 8);
-  const padding = Buffer.alloc((512 - (content.length % 512)) % 512);
-  return Buffer.concat([header, content, padding, Buffer.alloc(1024)]);
 }
 
 async function writeBlob(dir: string, bytes: Buffer): Promise<{ digest: string; size: number }> {
