@@ -1,6 +1,7 @@
 import { backoffDelay } from "../common/backoff.ts";
 import type { Clock } from "../common/clock.ts";
 import type { Logger } from "../common/logger.ts";
+import { PollLoop } from "../common/poll-loop.ts";
 import { type HeldLease, LeaseBusyError, LeaseLostError } from "../store/leases.ts";
 import type { Store } from "../store/store.ts";
 import { type AttemptResult, attemptDelivery, standardHeaders } from "./deliver.ts";
@@ -53,13 +54,17 @@ const BATCH = 100;
  */
 export class DeliveryWorker {
   readonly #deps: DeliveryWorkerDeps;
-  #wakeUp = new AbortController();
-  readonly #stopping = new AbortController();
-  #loop: Promise<void> | undefined;
+  readonly #loop: PollLoop;
   readonly #outcomes: DeliveryOutcomeListener[] = [];
 
   constructor(deps: DeliveryWorkerDeps) {
     this.#deps = deps;
+    this.#loop = new PollLoop({
+      clock: deps.clock,
+      pollInterval: deps.options.pollInterval,
+      tick: () => this.tick(),
+      onError: (err) => deps.logger.warn({ err }, "notification worker: looking for deliveries failed"),
+    });
   }
 
   /** Adds a listener for final delivery outcomes (the audit log's `notification_delivery`). */
@@ -69,19 +74,17 @@ export class DeliveryWorker {
 
   /** Starts the loop (once). */
   start(): void {
-    this.#loop ??= this.#run();
+    this.#loop.start();
   }
 
   /** Wakes the loop now (new entries were committed). */
   wake(): void {
-    this.#wakeUp.abort();
+    this.#loop.wake();
   }
 
   /** Stops: attempts in flight are abandoned unrecorded (they are made again after a restart). */
   async stop(): Promise<void> {
-    this.#stopping.abort();
-    this.wake();
-    await this.#loop;
+    await this.#loop.stop();
   }
 
   /** One pass: delivers every entry due now under the outbox lease; returns when the next is due. */
@@ -89,11 +92,11 @@ export class DeliveryWorker {
     const { store, outbox, options } = this.#deps;
     try {
       await store.withLease(OUTBOX_LEASE, { ttl: options.leaseTtl, wait: 0 }, (lease, signal) =>
-        this.#drain(lease, AbortSignal.any([signal, this.#stopping.signal])),
+        this.#drain(lease, AbortSignal.any([signal, this.#loop.stopping])),
       );
     } catch (err) {
       // Another replica delivers; or the lease was lost mid-way and the rest waits for the next pass.
-      if (!(err instanceof LeaseBusyError) && !this.#stopping.signal.aborted) {
+      if (!(err instanceof LeaseBusyError) && !this.#loop.stopping.aborted) {
         const lost = err instanceof LeaseLostError;
         this.#deps.logger.warn(
           { err },
@@ -203,25 +206,6 @@ export class DeliveryWorker {
     else if (outcome === "failed")
       logger.warn(fields, "notification delivery failed; it will be tried again");
     else logger.error(fields, "notification delivery given up");
-  }
-
-  async #run(): Promise<void> {
-    const { clock, logger, options } = this.#deps;
-    while (!this.#stopping.signal.aborted) {
-      let nextDue: number | undefined;
-      try {
-        nextDue = await this.tick();
-      } catch (err) {
-        logger.warn({ err }, "notification worker: looking for deliveries failed");
-      }
-      if (this.#stopping.signal.aborted) break;
-      const untilDue = (nextDue ?? Infinity) - clock.now();
-      // A due entry left over is another replica's or a failed pass's: do not spin on it.
-      const pause = Math.min(options.pollInterval, untilDue > 0 ? untilDue : 200);
-      const wake = this.#wakeUp;
-      if (!wake.signal.aborted) await clock.sleep(pause, wake.signal).catch(() => undefined);
-      if (this.#wakeUp === wake && wake.signal.aborted) this.#wakeUp = new AbortController();
-    }
   }
 }
 

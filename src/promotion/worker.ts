@@ -1,5 +1,6 @@
 import type { Clock } from "../common/clock.ts";
 import type { Logger } from "../common/logger.ts";
+import { PollLoop } from "../common/poll-loop.ts";
 import { LeaseBusyError, LeaseLostError } from "../store/leases.ts";
 import type { Store } from "../store/store.ts";
 import type { PromotionEngine } from "./engine.ts";
@@ -45,29 +46,39 @@ export class PromotionWorker {
   readonly #active = new Map<string, Promise<void>>();
   /** Pairs another replica held when last tried: not tried again before this time (no spinning on them). */
   readonly #busyUntil = new Map<string, number>();
-  #wakeUp = new AbortController();
-  readonly #stopping = new AbortController();
-  #loop: Promise<void> | undefined;
+  readonly #loop: PollLoop;
 
   constructor(deps: WorkerDeps) {
     this.#deps = deps;
+    const { clock, logger, options } = deps;
+    this.#loop = new PollLoop({
+      clock,
+      pollInterval: options.pollInterval,
+      tick: () => this.tick(),
+      onError: (err) => logger.warn({ err }, "promotion worker: looking for work failed"),
+      // This process may run with another config than the one the waiting promotions were last
+      // decided under: look at each again now rather than at its old recheck time (up to maxWait).
+      first: () =>
+        deps.promotions.wakeWaiting(clock.now()).then(
+          () => undefined,
+          (err: unknown) => logger.warn({ err }, "promotion worker: waking waiting promotions failed"),
+        ),
+    });
   }
 
   /** Starts the loop (once). */
   start(): void {
-    this.#loop ??= this.#run();
+    this.#loop.start();
   }
 
   /** Wakes the loop now (a new request, a cancellation). */
   wake(): void {
-    this.#wakeUp.abort();
+    this.#loop.wake();
   }
 
   /** Stops claiming work and waits for the pairs in progress (their leases are released). */
   async stop(): Promise<void> {
-    this.#stopping.abort();
-    this.wake();
-    await this.#loop;
+    await this.#loop.stop();
     await Promise.allSettled([...this.#active.values()]);
   }
 
@@ -77,7 +88,7 @@ export class PromotionWorker {
     // Generous: pairs another replica holds come back too, and must not crowd out the rest.
     const due = await promotions.duePairs(clock.now(), DUE_PAIRS_PER_PASS);
     for (const pair of due) {
-      if (this.#active.size >= options.concurrency || this.#stopping.signal.aborted) break;
+      if (this.#active.size >= options.concurrency || this.#loop.stopping.aborted) break;
       const key = pairLease(pair.app, pair.environment);
       if (this.#active.has(key) || (this.#busyUntil.get(key) ?? 0) > clock.now()) continue;
       this.#busyUntil.delete(key);
@@ -104,7 +115,7 @@ export class PromotionWorker {
         { ttl: options.leaseTtl, wait: 0 },
         (lease, signal) =>
           // Stopping aborts the work too: the promotion resumes from its stored state on restart.
-          engine.process(app, environment, lease, AbortSignal.any([signal, this.#stopping.signal])),
+          engine.process(app, environment, lease, AbortSignal.any([signal, this.#loop.stopping])),
       );
     } catch (err) {
       if (err instanceof LeaseBusyError) {
@@ -112,36 +123,12 @@ export class PromotionWorker {
         this.#busyUntil.set(pairLease(app, environment), this.#deps.clock.now() + options.pollInterval);
         return;
       }
-      if (this.#stopping.signal.aborted) return;
+      if (this.#loop.stopping.aborted) return;
       const lost = err instanceof LeaseLostError;
       logger.warn(
         { err, app, environment },
         lost ? "promotion lease lost; another worker resumes" : "promotion work failed",
       );
-    }
-  }
-
-  async #run(): Promise<void> {
-    const { clock, logger, options } = this.#deps;
-    // This process may run with another config than the one the waiting promotions were last
-    // decided under: look at each again now rather than at its old recheck time (up to maxWait).
-    await this.#deps.promotions
-      .wakeWaiting(clock.now())
-      .catch((err: unknown) => logger.warn({ err }, "promotion worker: waking waiting promotions failed"));
-    while (!this.#stopping.signal.aborted) {
-      let nextDue: number | undefined;
-      try {
-        nextDue = await this.tick();
-      } catch (err) {
-        logger.warn({ err }, "promotion worker: looking for work failed");
-      }
-      if (this.#stopping.signal.aborted) break;
-      // A deadline already past belongs to a pair in progress or held elsewhere: do not spin on it.
-      const untilDue = (nextDue ?? Infinity) - clock.now();
-      const pause = Math.min(options.pollInterval, untilDue > 0 ? untilDue : 200);
-      const wake = this.#wakeUp;
-      if (!wake.signal.aborted) await clock.sleep(pause, wake.signal).catch(() => undefined);
-      if (this.#wakeUp === wake && wake.signal.aborted) this.#wakeUp = new AbortController();
     }
   }
 }
