@@ -1,5 +1,6 @@
 import { createPublicKey, type KeyObject } from "node:crypto";
 import { FerryError } from "../common/errors.ts";
+import { KeyedMutex } from "../common/locks.ts";
 import type { ApprovalVote, VoteStanding } from "../promotion/approvals/tally.ts";
 import type { PromotionRecord, StepRecord } from "../promotion/record.ts";
 import {
@@ -9,7 +10,6 @@ import {
   type StepRunner,
 } from "../promotion/step-runner.ts";
 import { sha256 } from "../registry/digest.ts";
-import { KeyedMutex } from "../registry/locks.ts";
 import type { Descriptor } from "../registry/manifest.ts";
 import type { ArtifactWriter } from "../registry/ports.ts";
 import { parseRepositoryReference, type RepositoryReference } from "../registry/reference.ts";

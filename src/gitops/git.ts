@@ -7,8 +7,8 @@
  */
 import { chmod, mkdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { KeyedMutex } from "../common/locks.ts";
 import { ASKPASS_SCRIPT, gitEnv, secretsOf } from "./git/env.ts";
-import { KeyedLock } from "./git/lock.ts";
 import { parseRemote } from "./git/remote.ts";
 import type { GitRemote, GitWorkspaceOptions, WorkingCopy } from "./git/types.ts";
 import { GitWorkingCopy } from "./git/working-copy.ts";
@@ -25,7 +25,7 @@ export class GitWorkspace {
   readonly #binary: string;
   readonly #timeoutMs: number;
   readonly #allowFile: boolean;
-  readonly #locks = new KeyedLock();
+  readonly #locks = new KeyedMutex();
   /** Copies this process has opened: only at the first open can a lock file left in one be stale. */
   readonly #opened = new Set<string>();
   #prepared: Promise<void> | undefined;

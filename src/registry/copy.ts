@@ -1,9 +1,9 @@
 import { DEFAULT_RETRY, isConnectionError, type RetryPolicy, waitBeforeRetry } from "../common/backoff.ts";
 import { type Clock, systemClock } from "../common/clock.ts";
 import { FerryError, isFerryError } from "../common/errors.ts";
+import { Semaphore } from "../common/locks.ts";
 import { LEGACY_KINDS, type LegacyKind, legacyTag, mergeLegacyAttachment } from "./cosign-tags.ts";
 import { assertDigest } from "./digest.ts";
-import { Semaphore } from "./locks.ts";
 import { type Descriptor, referrerDescriptor } from "./manifest.ts";
 import type {
   ArtifactReader,

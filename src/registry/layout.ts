@@ -4,9 +4,9 @@ import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Readable, Writable } from "node:stream";
 import { FerryError } from "../common/errors.ts";
+import { KeyedMutex } from "../common/locks.ts";
 import { assertDigest, isDigest, sha256 } from "./digest.ts";
 import { fetchManifestIfPresent, verifiedManifest } from "./fetched.ts";
-import { KeyedMutex } from "./locks.ts";
 import { type Descriptor, type ImageIndex, indexSchema, MAX_MANIFEST_BYTES } from "./manifest.ts";
 import { MediaType, REF_NAME_ANNOTATION } from "./media-types.ts";
 import type {

@@ -1,7 +1,7 @@
 import { type Clock, systemClock } from "../common/clock.ts";
 import { FerryError, isFerryError } from "../common/errors.ts";
+import { KeyedMutex } from "../common/locks.ts";
 import { digestTag } from "./digest.ts";
-import { KeyedMutex } from "./locks.ts";
 import { type Descriptor, parseManifest, referrerDescriptor } from "./manifest.ts";
 import { MediaType } from "./media-types.ts";
 import type { ArtifactReader, ArtifactWriter, ListReferrersOptions, ReadOptions } from "./ports.ts";
