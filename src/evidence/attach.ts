@@ -19,7 +19,7 @@ import type { ArtifactWriter } from "../registry/ports.ts";
 import { addToFallbackIndex } from "../registry/referrers.ts";
 import type { Blob } from "../signing/attachments.ts";
 import { COSIGN, cosignConfig, type DsseEnvelope, pae } from "../signing/formats.ts";
-import type { Published, PublishStatus } from "../signing/publish.ts";
+import { type Published, type PublishStatus, pushBlobs } from "../signing/publish.ts";
 import { APPROVAL_PREDICATE_TYPE } from "./approval.ts";
 import { VSA_PREDICATE_TYPE } from "./vsa.ts";
 
@@ -263,13 +263,10 @@ export async function replaceLegacyAttestations(
       size: configBytes.byteLength,
     };
     const bytes = encoder.encode(JSON.stringify({ ...manifest, config: configDescriptor, layers }));
-    await Promise.all(
-      [{ descriptor: configDescriptor, bytes: configBytes }, ...missing.map((i) => i.layer)].map(
-        async (b) => {
-          if (!(await writer.hasBlob(b.descriptor))) await writer.putBlob(b.descriptor, b.bytes);
-        },
-      ),
-    );
+    await pushBlobs(writer, [
+      { descriptor: configDescriptor, bytes: configBytes },
+      ...missing.map((i) => i.layer),
+    ]);
     try {
       await writer.putManifest(bytes, mediaType, { tag, ifMatch: existing?.descriptor.digest ?? null });
     } catch (err) {

@@ -21,7 +21,8 @@ export type SameAs = (descriptor: Descriptor, bytes: () => Promise<Uint8Array>) 
 
 const CAS_ATTEMPTS = 5;
 
-async function pushBlobs(writer: ArtifactWriter, blobs: Blob[]): Promise<void> {
+/** Uploads each blob the repository does not hold yet, at once. */
+export async function pushBlobs(writer: ArtifactWriter, blobs: readonly Blob[]): Promise<void> {
   await Promise.all(
     blobs.map(async (b) => {
       if (!(await writer.hasBlob(b.descriptor))) await writer.putBlob(b.descriptor, b.bytes);
