@@ -5,21 +5,14 @@
 import path from "node:path";
 import type { FerryConfig } from "../config/schema.ts";
 import type { GitopsTarget } from "./edit.ts";
+import type { GitIdentity, GitRemote } from "./git.ts";
 import { compileTemplate, type MessageTemplate } from "./message.ts";
 
-/** A Git remote as the git layer takes it (`GitRemote` of src/gitops/git.ts): credentials never in `url`. */
-export interface GitopsRemote {
-  url: string;
-  auth?:
-    | { kind: "token"; username?: string; token: string }
-    | { kind: "ssh"; privateKeyFile: string; knownHostsFile: string };
-}
+/** A Git remote as the git layer takes it: credentials never in `url`. */
+export type GitopsRemote = GitRemote;
 
 /** Who commits. */
-export interface GitopsIdentity {
-  name: string;
-  email: string;
-}
+export type GitopsIdentity = GitIdentity;
 
 /** Where pull requests are opened. */
 export interface PullRequestSettings {

@@ -17,32 +17,18 @@ import {
 } from "../promotion/step-runner.ts";
 import type { LeaseOptions } from "../store/leases.ts";
 import type { Store } from "../store/store.ts";
-import type { CompiledGitopsTarget, GitopsIdentity, GitopsPlan, GitopsRemote } from "./config.ts";
+import type { CompiledGitopsTarget, GitopsPlan } from "./config.ts";
 import { applyEdit } from "./edit.ts";
 import type { Forge, PullRequestView } from "./forges/forge.ts";
-import { GitError } from "./git.ts";
+import { GitError, type GitWorkspace, type WorkingCopy } from "./git.ts";
 import { type MessageFacts, promotionTrailer } from "./message.ts";
 import type { GitopsMetrics } from "./metrics.ts";
 
-/** What the step needs of a working copy (`WorkingCopy` of src/gitops/git.ts). */
-export interface GitopsWorkingCopy {
-  sync(branch: string, signal?: AbortSignal): Promise<string>;
-  readFile(path: string): Promise<string | undefined>;
-  writeFile(path: string, text: string): Promise<void>;
-  commit(message: string, author: GitopsIdentity, committer: GitopsIdentity): Promise<string>;
-  push(branch: string, options?: { force?: boolean; signal?: AbortSignal }): Promise<"pushed" | "rejected">;
-  log(branch: string, limit: number): Promise<{ sha: string; message: string }[]>;
-  readRemote(
-    branch: string,
-    path: string,
-    signal?: AbortSignal,
-  ): Promise<{ sha: string; text: string | undefined }>;
-}
+/** What the step needs of a working copy: the git layer's own. */
+export type GitopsWorkingCopy = WorkingCopy;
 
 /** What the step needs of the git layer (`GitWorkspace` of src/gitops/git.ts). */
-export interface GitopsWorkspace {
-  with<T>(remote: GitopsRemote, fn: (wc: GitopsWorkingCopy) => Promise<T>): Promise<T>;
-}
+export type GitopsWorkspace = Pick<GitWorkspace, "with">;
 
 /** What {@link GitopsStep} is wired from. */
 export interface GitopsStepDeps {
